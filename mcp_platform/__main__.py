@@ -1,0 +1,5 @@
+import sys
+
+from mcp_platform.cli import main
+
+sys.exit(main())

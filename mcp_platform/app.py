@@ -1,0 +1,221 @@
+"""The app factory. `create_app(settings)` returns a Starlette app whose lifespan owns every resource: the state
+database, discovered tools, capability backends, sessions and the `/mcp` endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mcp_platform.auth import BearerVerifier, TokenStore
+from mcp_platform.capabilities import Capability
+from mcp_platform.context import Backends
+from mcp_platform.discovery import Discovered, discover
+from mcp_platform.errors import ConfigError
+from mcp_platform.hooks import Hooks
+from mcp_platform.prompts import Prompts
+from mcp_platform.protocol.dispatch import Dispatcher
+from mcp_platform.protocol.sessions import MemorySessionStore, SessionStore
+from mcp_platform.registry import Registry
+from mcp_platform.resources import Resources
+from mcp_platform.settings import Settings
+from mcp_platform.stores.sql import StateDB
+from mcp_platform.transport.http import McpEndpoint
+
+__all__ = ["AppState", "create_app", "default_capabilities"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_capabilities() -> list[Capability]:
+    """The built-in tool catalogue, in start order."""
+    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static_files
+    from mcp_platform.capabilities.orm import tools as orm
+
+    return [config.CAPABILITY, flags.CAPABILITY, metrics.CAPABILITY, ratelimit.CAPABILITY, audit.CAPABILITY,
+            static_files.CAPABILITY, orm.CAPABILITY]
+
+
+@dataclass
+class AppState:
+    """What the lifespan built; `app.state.mcp` while the app runs."""
+
+    settings: Settings
+    registry: Registry
+    backends: Backends
+    hooks: Hooks
+    discovered: Discovered
+    sessions: SessionStore
+    endpoint: McpEndpoint
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class _Forward:
+    """The `/mcp` route: hands the request to the endpoint the lifespan built (Starlette puts the app in scope).
+    A class, not a function, so Starlette treats it as a raw ASGI app."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: AppState | None = getattr(scope["app"].state, "mcp", None)
+        if state is None:
+            await PlainTextResponse("starting", status_code=503)(scope, receive, send)
+            return
+        await state.endpoint(scope, receive, send)
+
+
+def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None = None,
+               sessions: SessionStore | None = None) -> Starlette:
+    """Build the ASGI app. Nothing is opened until its lifespan starts."""
+    if settings.auth.mode == "none" and not settings.is_loopback:
+        raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
+                          "server binds a loopback address (127.0.0.1, localhost, ::1)")
+    caps = list(default_capabilities() if capabilities is None else capabilities)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.mcp = await _start(settings, caps, sessions, stack)
+            try:
+                yield
+            finally:
+                app.state.mcp = None
+
+    routes = [
+        Route(settings.http.path, _Forward(), methods=None),
+        Route("/healthz", _healthz),
+        Route("/readyz", _readyz),
+        Route("/metrics", _metrics),
+        Route("/.well-known/{rest:path}", _not_found),
+    ]
+    middleware = []
+    cors = settings.http.cors
+    if cors.allow_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=cors.allow_origins,
+                                     allow_methods=cors.allow_methods, allow_headers=cors.allow_headers,
+                                     allow_credentials=cors.allow_credentials, max_age=cors.max_age,
+                                     expose_headers=["Mcp-Session-Id", "WWW-Authenticate", "Retry-After"]))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.mcp = None
+    return app
+
+
+async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
+                 stack: AsyncExitStack) -> AppState:
+    backends, hooks = Backends(), Hooks()
+    backends.add(hooks)
+    backends.add(settings, Settings)
+    state_db = StateDB(settings.state.url)
+    await state_db.start()
+    stack.push_async_callback(state_db.close)
+    backends.add(state_db)
+
+    discovered = discover(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
+    backends.add(discovered)
+    registry, resources, prompts = Registry(), Resources(), Prompts()
+    failures = dict(discovered.failures)
+    for cap in caps:
+        for fn in cap.tools:
+            registry.add(fn)
+    for spec in discovered.tools:
+        try:
+            registry.add(spec)
+        except ConfigError as exc:
+            failures[spec.fn.__module__] = str(exc)
+            logger.error("tool %s not loaded: %s", spec.name, exc)
+    for resource_spec in discovered.resources:
+        resources.add(resource_spec)
+    for prompt_spec in discovered.prompts:
+        try:
+            prompts.add(prompt_spec)
+        except ConfigError as exc:
+            failures[prompt_spec.fn.__module__] = str(exc)
+    backends.add(registry)
+    backends.add(resources)
+    backends.add(prompts)
+
+    for cap in caps:
+        await cap.start(settings, backends, stack)
+        for provider in cap.extra.get("resource_providers", ()):
+            resources.add_provider(backends.get(provider))
+    if settings.tools.read_only:
+        for tool in registry.all():
+            if not tool.spec.read_only:
+                registry.remove(tool.name)
+
+    verifier = None
+    if settings.auth.mode == "bearer":
+        env_token = settings.token.get_secret_value() if settings.token else None
+        verifier = BearerVerifier(TokenStore(state_db), env_token)
+        await verifier.refresh()
+    session_store = sessions or MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds,
+                                                   max_sessions=settings.sessions.max_sessions)
+    dispatcher = Dispatcher(settings=settings, registry=registry, resources=resources, prompts=prompts,
+                            backends=backends, hooks=hooks)
+    endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=session_store, verifier=verifier,
+                           hooks=hooks)
+    logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
+                len(resources.templates()), len(prompts.all()),
+                f"; {len(failures)} tool module(s) failed to load" if failures else "")
+    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures)
+
+
+def _state(request: Request) -> AppState | None:
+    state: AppState | None = getattr(request.app.state, "mcp", None)
+    return state
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    state = _state(request)
+    if state is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        async with state.backends.get(StateDB).engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        checks["state_db"] = "ok"
+    except Exception as exc:  # report, never raise: this endpoint exists to say what is down
+        checks["state_db"] = f"unavailable: {type(exc).__name__}"
+        ok = False
+    body = {"status": "ready" if ok else "unavailable", "checks": checks, "tools": len(state.registry),
+            "tool_module_failures": state.failures}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def _metrics(request: Request) -> Response:
+    state = _state(request)
+    if state is None:
+        return PlainTextResponse("starting", status_code=503)
+    from mcp_platform.capabilities.metrics import Metrics
+
+    metrics = state.backends.find(Metrics)
+    if metrics is None:
+        return PlainTextResponse("metrics are not enabled", status_code=404)
+    if state.settings.auth.metrics_requires_token and state.settings.auth.mode == "bearer":
+        from mcp_platform.auth import bearer_token
+
+        token = bearer_token(request.headers.get("authorization"))
+        verifier = state.endpoint.verifier
+        if token is None or verifier is None or await verifier.verify(token) is None:
+            return PlainTextResponse("a bearer token is required", status_code=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
+    body, content_type = metrics.render_prometheus()
+    return Response(body, media_type=content_type)
+
+
+async def _not_found(request: Request) -> Response:
+    # Bearer mode: answering 404 here keeps clients from diverting into an OAuth flow this server does not run.
+    return JSONResponse({"error": "not_found"}, status_code=404)

@@ -1,0 +1,142 @@
+"""Bearer auth: named, scoped tokens kept only as SHA-256 hashes, verified in constant time.
+
+Tokens are 256-bit random strings, so a plain SHA-256 is enough to store them (a slow password hash protects
+guessable secrets; these are not). `MCP_PLATFORM_TOKEN` adds one unnamed token with every scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Column, Float, String, Table, delete, insert, select
+
+from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
+from mcp_platform.stores.sql import STATE_METADATA, StateDB
+
+__all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "TokenVerifier", "bearer_token", "generate_token",
+           "hash_token"]
+
+TOKEN_PREFIX = "mcpp_"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_REFRESH_INTERVAL = 1.0
+_MAX_AGE = 5.0
+
+tokens_table = Table(
+    "auth_tokens", STATE_METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credential of an `Authorization: Bearer ...` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or len(credential) > 512:
+        return None
+    return credential
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    name: str
+    scopes: tuple[str, ...]
+    created_at: float
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal | None: ...
+
+
+class TokenStore:
+    """Named tokens in the state database. Only hashes are stored; a token is shown once, when created."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+
+    async def create(self, name: str, scopes: list[str]) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError("token name must be 1-64 characters of A-Z a-z 0-9 _ . -")
+        if not scopes:
+            raise ValueError(f"give at least one scope: {', '.join(SCOPES)}")
+        expand_scopes(scopes)  # validates the names
+        token = generate_token()
+        async with self._db.engine.begin() as conn:
+            if (await conn.execute(select(tokens_table.c.name).where(tokens_table.c.name == name))).first():
+                raise ValueError(f"a token named {name!r} already exists; revoke it first")
+            await conn.execute(insert(tokens_table).values(
+                name=name, token_hash=hash_token(token), scopes=",".join(sorted(set(scopes))), created_at=time.time()))
+        return token
+
+    async def list(self) -> list[TokenInfo]:
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(select(tokens_table).order_by(tokens_table.c.name))).all()
+        return [TokenInfo(row.name, tuple(row.scopes.split(",")), row.created_at) for row in rows]
+
+    async def revoke(self, name: str) -> bool:
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(delete(tokens_table).where(tokens_table.c.name == name))
+        return bool(result.rowcount)
+
+    async def hashes(self) -> dict[str, Principal]:
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(select(tokens_table))).all()
+        return {row.token_hash: Principal(row.name, expand_scopes(row.scopes.split(","))) for row in rows}
+
+
+class BearerVerifier:
+    """Checks a presented token against the env token and the store's hashes, without early exits on a match,
+    so timing says nothing about which token (or how much of one) was right. The CLI may create or revoke tokens
+    while the server runs: a new token works within a second, a revoked one stops within five."""
+
+    def __init__(self, store: TokenStore | None, env_token: str | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._env_hash = hash_token(env_token) if env_token else None
+        self._known: dict[str, Principal] = {}
+        self._loaded_at = float("-inf")
+        self._clock = clock
+
+    async def refresh(self) -> None:
+        # Stamp first, so requests arriving during the query do not all start one of their own.
+        self._loaded_at = self._clock()
+        if self._store is not None:
+            self._known = await self._store.hashes()
+
+    async def verify(self, token: str) -> Principal | None:
+        presented = hash_token(token)
+        if self._clock() - self._loaded_at >= _MAX_AGE:
+            await self.refresh()
+        found = self._match(presented)
+        if found is None and self._clock() - self._loaded_at >= _REFRESH_INTERVAL:
+            await self.refresh()
+            found = self._match(presented)
+        return found
+
+    def _match(self, presented: str) -> Principal | None:
+        found: Principal | None = None
+        if self._env_hash is not None and hmac.compare_digest(presented, self._env_hash):
+            found = Principal("env-token", expand_scopes(SCOPES))
+        for token_hash, principal in self._known.items():
+            if hmac.compare_digest(presented, token_hash):
+                found = principal
+        return found

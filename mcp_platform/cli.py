@@ -1,0 +1,240 @@
+"""The `mcp-platform` command: serve, token, tools, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.config
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp_platform.errors import ConfigError
+from mcp_platform.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+_TOKEN_PATTERN = re.compile(r"(mcpp_[A-Za-z0-9_-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})")
+
+
+class RedactTokens(logging.Filter):
+    """Defence in depth: whatever a log line holds, a bearer token in it is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _TOKEN_PATTERN.search(message):
+            record.msg, record.args = _TOKEN_PATTERN.sub("[redacted token]", message), None
+        return True
+
+
+def configure_logging(level: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactTokens}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"],
+                                "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {"uvicorn": {"handlers": [], "propagate": True},
+                    "uvicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"}},
+    }
+    logging.config.dictConfig(config)
+    return config
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    http: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        http["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        http["port"] = args.port
+    if http:
+        overrides["http"] = http
+    if getattr(args, "tools_dir", None):
+        overrides["tools"] = {"dirs": [Path(d) for d in args.tools_dir]}
+    if getattr(args, "no_auth", False):
+        overrides["auth"] = {"mode": "none"}
+    if getattr(args, "read_only", False):
+        overrides.setdefault("tools", {})["read_only"] = True
+    if getattr(args, "log_level", None):
+        overrides["log_level"] = args.log_level
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+async def _first_token(settings: Settings) -> str | None:
+    """On the very first start in bearer mode with no token anywhere, make one (shown once)."""
+    if settings.auth.mode != "bearer" or settings.token is not None:
+        return None
+    from mcp_platform.auth import TokenStore
+    from mcp_platform.stores.sql import StateDB
+
+    db = StateDB(settings.state.url)
+    try:
+        await db.start()
+        store = TokenStore(db)
+        if await store.list():
+            return None
+        return await store.create("default", ["admin"])
+    finally:
+        await db.close()
+
+
+def _print_first_token(token: str, settings: Settings) -> None:
+    host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "::", "") else settings.http.host
+    url = f"http://{host}:{settings.http.port}{settings.http.path}"
+    print(f"""
+mcp-platform created an admin token. It is shown this once; only its hash is stored.
+
+    {token}
+
+Claude Code:
+    claude mcp add --transport http mcp-platform {url} --header "Authorization: Bearer {token}"
+
+Cursor (~/.cursor/mcp.json):
+    {{"mcpServers": {{"mcp-platform": {{"url": "{url}", "headers": {{"Authorization": "Bearer {token}"}}}}}}}}
+
+More tokens: mcp-platform token create --name NAME --scopes read[,write,admin]
+""", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mcp_platform.app import create_app
+
+    settings = _settings(args)
+    log_config = configure_logging(settings.log_level)
+    app = create_app(settings)
+    if settings.auth.mode == "none":
+        logging.getLogger("mcp_platform").warning(
+            "AUTH IS OFF: anyone who can reach %s:%s can call every tool. Use only for local development.",
+            settings.http.host, settings.http.port)
+    token = asyncio.run(_first_token(settings))
+    if token is not None:
+        _print_first_token(token, settings)
+    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
+                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from mcp_platform.auth import TokenStore
+    from mcp_platform.stores.sql import StateDB
+
+    settings = load_settings(args.config)
+
+    async def run() -> int:
+        db = StateDB(settings.state.url)
+        try:
+            await db.start()
+            store = TokenStore(db)
+            if args.token_command == "create":
+                scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+                token = await store.create(args.name, scopes)
+                print(token)
+                print(f"token {args.name!r} created with scopes {', '.join(scopes)}; it is shown only this once",
+                      file=sys.stderr)
+            elif args.token_command == "list":
+                for info in await store.list():
+                    print(f"{info.name}\t{','.join(info.scopes)}")
+            elif not await store.revoke(args.name):
+                print(f"no token named {args.name!r}", file=sys.stderr)
+                return 1
+            else:
+                print(f"token {args.name!r} revoked", file=sys.stderr)
+            return 0
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _tools(args: argparse.Namespace) -> int:
+    from mcp_platform.app import default_capabilities
+    from mcp_platform.discovery import discover
+    from mcp_platform.registry import Registry
+
+    settings = _settings(args)
+    registry = Registry()
+    for cap in default_capabilities():
+        for fn in cap.tools:
+            registry.add(fn)
+    found = discover(settings.tools.dirs)
+    for spec in found.tools:
+        registry.add(spec)
+    rows = [(t.name, t.spec.scope, "".join([
+        "R" if t.spec.read_only else "-", "D" if t.spec.destructive else "-", "I" if t.spec.idempotent else "-",
+        "O" if t.spec.open_world else "-"]), t.spec.description.splitlines()[0][:70]) for t in registry.all()]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'tool':<{width}}  scope  hints  description")
+    for name, scope, hints, description in rows:
+        print(f"{name:<{width}}  {scope:<5}  {hints}   {description}")
+    print("\nhints: R read-only, D destructive, I idempotent, O open-world")
+    for path, reason in found.failures.items():
+        print(f"failed to load {path}: {reason}", file=sys.stderr)
+    return 1 if found.failures else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-platform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the MCP server over Streamable HTTP")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--config", help="TOML config file (default ./mcp-platform.toml if present)")
+    serve.add_argument("--tools-dir", action="append", help="folder of tool modules (repeatable; default ./tools)")
+    serve.add_argument("--no-auth", action="store_true", help="turn auth off (only allowed on loopback)")
+    serve.add_argument("--read-only", action="store_true", help="remove every tool that is not read-only")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="manage bearer tokens")
+    token.add_argument("--config", help="TOML config file")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", default="read", help="comma-separated: read, write, admin (default read)")
+    token_sub.add_parser("list", help="list token names and scopes (never the tokens)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    token.set_defaults(func=_token)
+
+    tools = sub.add_parser("tools", help="list the tools this server would serve")
+    tools.add_argument("--config")
+    tools.add_argument("--tools-dir", action="append")
+    tools.set_defaults(func=_tools)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _args: print(_version()) or 0)
+    return parser
+
+
+def _version() -> str:
+    from mcp_platform.protocol.dispatch import server_version
+
+    return server_version()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"mcp-platform: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Prompts: `@prompt` functions in tool modules, listed by `prompts/list` and rendered by `prompts/get`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_platform.errors import ConfigError, InvalidParams
+from mcp_platform.registry import TOOL_NAME_PATTERN, _parse_docstring
+
+__all__ = ["PromptSpec", "Prompts", "prompt", "spec_of_prompt"]
+
+_SPEC_ATTR = "__mcp_platform_prompt__"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSpec:
+    name: str
+    title: str | None
+    description: str | None
+    arguments: tuple[dict[str, Any], ...]
+    fn: Callable[..., Any]
+    completions: dict[str, Callable[[str], list[str]]]
+
+    def definition(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "arguments": list(self.arguments)}
+        if self.title:
+            entry["title"] = self.title
+        if self.description:
+            entry["description"] = self.description
+        return entry
+
+
+def prompt(
+    name: str | None = None, *, title: str | None = None, description: str | None = None,
+    completions: dict[str, Callable[[str], list[str]]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as a prompt. Its string parameters are the prompt's arguments (required unless they have a
+    default). It returns a string (one user message) or a list of `{"role", "content"}` messages.
+    `completions` maps an argument to a function suggesting values for a typed prefix."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        prompt_name = name or fn.__name__
+        if not TOOL_NAME_PATTERN.fullmatch(prompt_name):
+            raise ConfigError(f"prompt name {prompt_name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -")
+        summary, arg_docs = _parse_docstring(fn.__doc__)
+        arguments = []
+        for param in inspect.signature(fn).parameters.values():
+            arg: dict[str, Any] = {"name": param.name, "required": param.default is inspect.Parameter.empty}
+            if param.name in arg_docs:
+                arg["description"] = arg_docs[param.name]
+            arguments.append(arg)
+        setattr(fn, _SPEC_ATTR, PromptSpec(prompt_name, title, description or summary or None, tuple(arguments),
+                                           fn, dict(completions or {})))
+        return fn
+
+    return mark
+
+
+def spec_of_prompt(obj: object) -> PromptSpec | None:
+    spec = getattr(obj, _SPEC_ATTR, None)
+    return spec if isinstance(spec, PromptSpec) else None
+
+
+class Prompts:
+    def __init__(self) -> None:
+        self._items: dict[str, PromptSpec] = {}
+
+    def add(self, spec: PromptSpec) -> None:
+        if spec.name in self._items and self._items[spec.name].fn is not spec.fn:
+            raise ConfigError(f"two prompts are named {spec.name!r}")
+        self._items[spec.name] = spec
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def all(self) -> list[PromptSpec]:
+        return [self._items[name] for name in sorted(self._items)]
+
+    def get(self, name: str) -> PromptSpec | None:
+        return self._items.get(name)
+
+    async def render(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        spec = self._items.get(name)
+        if spec is None:
+            raise InvalidParams(f"Invalid params: unknown prompt {name!r}; prompts: {', '.join(sorted(self._items))}")
+        known = {arg["name"] for arg in spec.arguments}
+        missing = [arg["name"] for arg in spec.arguments if arg["required"] and arg["name"] not in arguments]
+        unknown = sorted(set(arguments) - known)
+        if missing or unknown:
+            raise InvalidParams(f"Invalid params for prompt {name}: "
+                                + "; ".join([f"missing argument {m!r}" for m in missing]
+                                            + [f"unexpected argument {u!r}" for u in unknown]))
+        if not all(isinstance(value, str) for value in arguments.values()):
+            raise InvalidParams(f"Invalid params for prompt {name}: argument values must be strings")
+        value = spec.fn(**arguments)
+        if inspect.isawaitable(value):
+            value = await value
+        if isinstance(value, str):
+            messages = [{"role": "user", "content": {"type": "text", "text": value}}]
+        else:
+            messages = list(value)
+        result: dict[str, Any] = {"messages": messages}
+        if spec.description:
+            result["description"] = spec.description
+        return result

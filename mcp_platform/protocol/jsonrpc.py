@@ -1,0 +1,86 @@
+"""JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies.
+
+Parsing is strict because every field reaches dispatch: ids are strings or integers (never null, bool or float),
+`params` is an object, `method` a non-empty string. Anything else is -32600 before any handler sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic_core import from_json, to_json
+
+from mcp_platform.errors import InvalidParams, InvalidRequest, ParseError, ProtocolError, error_object
+
+__all__ = ["Message", "RequestId", "classify", "encode", "error_reply", "parse_json", "result_reply"]
+
+RequestId = str | int
+
+# A request id is echoed into every reply and kept in the in-flight table: keep it small.
+_MAX_ID_LENGTH = 256
+
+
+@dataclass(slots=True)
+class Message:
+    kind: Literal["request", "notification", "response"]
+    method: str
+    id: RequestId | None
+    params: dict[str, Any]
+    raw: dict[str, Any]
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a body; malformed JSON, invalid UTF-8 and absurd nesting are all -32700."""
+    if not body.strip():
+        raise ParseError("Parse error: the request body is empty")
+    try:
+        return from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        # pydantic-core's message says where the JSON broke, which helps whoever wrote the client.
+        raise ParseError(f"Parse error: {str(exc)[:200]}") from None
+
+
+def _request_id(raw: dict[str, Any]) -> RequestId | None:
+    if "id" not in raw:
+        return None
+    value = raw["id"]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequest("Invalid Request: id must be a string or an integer")
+    if isinstance(value, str) and len(value) > _MAX_ID_LENGTH:
+        raise InvalidRequest(f"Invalid Request: id is longer than {_MAX_ID_LENGTH} characters")
+    return value
+
+
+def classify(obj: Any) -> Message:
+    """One decoded JSON-RPC object as a request, notification or (client-sent) response."""
+    if not isinstance(obj, dict):
+        raise InvalidRequest("Invalid Request: expected a JSON-RPC object")
+    if obj.get("jsonrpc") != "2.0":
+        raise InvalidRequest('Invalid Request: "jsonrpc" must be "2.0"')
+    msg_id = _request_id(obj)
+    if "method" not in obj:
+        if msg_id is not None and ("result" in obj) != ("error" in obj):
+            return Message("response", "", msg_id, {}, obj)
+        raise InvalidRequest("Invalid Request: a message needs a method, or an id with a result or an error")
+    method = obj["method"]
+    if not isinstance(method, str) or not method or len(method) > 256:
+        raise InvalidRequest("Invalid Request: method must be a non-empty string")
+    params = obj.get("params")
+    if params is None:
+        params = {}
+    elif not isinstance(params, dict):
+        raise InvalidParams("Invalid params: params must be an object")
+    return Message("request" if "id" in obj else "notification", method, msg_id, params, obj)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return to_json(message)
+
+
+def result_reply(msg_id: RequestId, result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
+
+
+def error_reply(msg_id: RequestId | None, exc: ProtocolError, *, modern: bool) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": error_object(exc, modern=modern)}

@@ -1,0 +1,246 @@
+"""Settings: the only place the environment and the config file are read.
+
+Precedence, highest first: explicit overrides (CLI flags), `MCP_PLATFORM_*` environment variables (nested with
+`__`, e.g. `MCP_PLATFORM_HTTP__PORT=9000`), the TOML file (`mcp-platform.toml`, or `--config` /
+`MCP_PLATFORM_CONFIG`), then the defaults below. Every field is documented where it is declared.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mcp_platform.errors import ConfigError
+
+__all__ = [
+    "AuditSettings",
+    "AuthSettings",
+    "CorsSettings",
+    "DatabaseSettings",
+    "FeatureFlag",
+    "HttpSettings",
+    "RateLimitSettings",
+    "SessionSettings",
+    "Settings",
+    "StateSettings",
+    "StaticSettings",
+    "ToolSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = Path("mcp-platform.toml")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorsSettings(_Section):
+    allow_origins: list[str] = []
+    """Browser origins allowed to call `/mcp` (CORS). Empty: no CORS headers at all."""
+    allow_methods: list[str] = ["GET", "POST", "DELETE"]
+    allow_headers: list[str] = ["Authorization", "Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version",
+                                "Mcp-Method", "Mcp-Name", "Last-Event-ID"]
+    allow_credentials: bool = False
+    max_age: int = 600
+    """Seconds a browser may cache a preflight answer."""
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    """Address to bind. Loopback by default; anything else needs auth on."""
+    port: int = Field(8000, ge=0, le=65535)
+    path: str = "/mcp"
+    """The MCP endpoint."""
+    allowed_hosts: list[str] = []
+    """Host header values accepted (DNS-rebinding protection), `host:port` or `host:*`. Empty: loopback names
+    on any port, plus the bind address when it is not a wildcard."""
+    allowed_origins: list[str] = []
+    """Origin header values accepted (exact, or `scheme://host:*`). Empty: loopback origins only. A request
+    without Origin (not from a browser) is always accepted."""
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest accepted request body; larger ones get 413 before any parsing."""
+    sse_heartbeat_seconds: float = Field(15.0, gt=0)
+    """Interval of keep-alive comments on quiet SSE streams, so proxies do not cut them."""
+    cors: CorsSettings = CorsSettings()
+
+
+class AuthSettings(_Section):
+    mode: Literal["bearer", "none"] = "bearer"
+    """`bearer`: every request needs a token. `none`: no auth, refused unless bound to loopback."""
+    metrics_requires_token: bool = True
+    """Whether `/metrics` needs a token (any scope)."""
+    failed_auth_per_minute: int = Field(30, ge=1)
+    """Failed authentications one client IP may make per minute before it gets 429."""
+
+
+class SessionSettings(_Section):
+    ttl_seconds: float = Field(1800.0, gt=0)
+    """Idle time after which a handshake-era session expires (then 404)."""
+    max_sessions: int = Field(10_000, ge=1)
+    """Open sessions at most; `initialize` beyond that gets 503."""
+
+
+class ToolSettings(_Section):
+    dirs: list[Path] = [Path("tools")]
+    """Folders whose `*.py` modules are imported at start to find `@tool` functions."""
+    page_size: int = Field(100, ge=1, le=1000)
+    """Tools (and prompts, resources) per page of a list result."""
+    default_timeout_seconds: float = Field(60.0, gt=0)
+    """How long a tool call may run unless the tool sets its own timeout."""
+    read_only: bool = False
+    """Remove every tool that is not read-only."""
+    max_result_bytes: int = Field(80_000, ge=1024)
+    """Largest serialised tool result; bigger results become an error that asks for a smaller request (Claude Code
+    refuses results above about 25k tokens)."""
+
+
+class StateSettings(_Section):
+    url: str = "sqlite+aiosqlite:///.mcp-platform/state.db"
+    """Where tokens, feature flags and the audit log are kept (SQLAlchemy async URL)."""
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///.mcp-platform/app.db"
+    """The application database the ORM tools read (SQLAlchemy async URL)."""
+    reflect: bool = False
+    """Also expose every table found in the database, read-only."""
+    statement_timeout_seconds: float = Field(10.0, gt=0)
+    max_rows: int = Field(500, ge=1)
+    """Rows per page at most, whatever `limit` asks."""
+    max_result_bytes: int = Field(60_000, ge=1024)
+    """A page is cut (with a cursor to continue) before its JSON grows past this."""
+
+
+class StaticSettings(_Section):
+    root: Path = Path("static")
+    """Folder the static-file tools and resources serve; nothing outside it is reachable."""
+    allow_hidden: bool = False
+    """Serve dot-files and dot-folders."""
+    max_read_bytes: int = Field(1024 * 1024, ge=1)
+    """Most bytes one read returns."""
+
+
+class RateLimitSettings(_Section):
+    enabled: bool = True
+    per_minute: float = Field(600.0, gt=0)
+    """Sustained requests per minute for one principal (token)."""
+    burst: int = Field(60, ge=1)
+    """Requests one principal may make at once before the rate applies."""
+    per_tool: dict[str, float] = {}
+    """Optional per-tool limits, calls per minute per principal."""
+
+
+class AuditSettings(_Section):
+    retention: int = Field(10_000, ge=1)
+    """Audit entries kept; older ones are deleted."""
+
+
+class FeatureFlag(_Section):
+    default: bool = False
+    description: str = ""
+
+
+class Settings(BaseSettings):
+    """Everything the server reads. Build one with `load_settings()`; pass it down, never import it globally."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MCP_PLATFORM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    name: str = "mcp-platform"
+    """Server name reported to clients."""
+    instructions: str | None = None
+    """Optional instructions sent to clients in `initialize` and `server/discover`."""
+    token: SecretStr | None = None
+    """A token with every scope, from `MCP_PLATFORM_TOKEN`; named tokens live in the state store."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
+    sessions: SessionSettings = SessionSettings()
+    tools: ToolSettings = ToolSettings()
+    state: StateSettings = StateSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    static: StaticSettings = StaticSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    audit: AuditSettings = AuditSettings()
+    flags: dict[str, FeatureFlag] = {}
+    """Feature flags: name -> default and description. Their current values live in the state store."""
+
+    config_file: Path | None = Field(None, exclude=True)
+    """The TOML file these settings were read from, if any (kept for reloads)."""
+
+    @field_validator("flags")
+    @classmethod
+    def _flag_names(cls, flags: dict[str, FeatureFlag]) -> dict[str, FeatureFlag]:
+        for name in flags:
+            if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+                raise ValueError(f"flag name {name!r} may only hold letters, digits, '_', '-' and '.'")
+        return flags
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.http.host in LOOPBACK_HOSTS
+
+
+def _config_path(config_file: Path | str | None) -> tuple[Path, bool]:
+    if config_file is not None:
+        return Path(config_file), True
+    env = os.environ.get("MCP_PLATFORM_CONFIG")
+    if env:
+        return Path(env), True
+    return DEFAULT_CONFIG_FILE, False
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings from the TOML file, the environment and `overrides`.
+
+    An explicitly named config file must exist. Invalid values raise `ConfigError` naming each field and why.
+    """
+    path, explicit = _config_path(config_file)
+    if explicit and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path if path.is_file() else None)
+
+    try:
+        loaded = _FromFile(**overrides, config_file=path if path.is_file() else None)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path)) from None
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError(f"{path}: {exc}") from None
+    # Hand back the plain class, so that equality and reload diffs compare like with like.
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+def describe_validation_error(exc: ValidationError, path: Path) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"])
+        problems.append(f"{field}: {err['msg']}")
+    return f"invalid settings (file {path}): " + "; ".join(problems)

@@ -1,0 +1,1 @@
+"""State stores: interfaces in `base.py`, with in-memory and SQL implementations beside them."""

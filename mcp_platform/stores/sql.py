@@ -1,0 +1,50 @@
+"""The state database: one async SQLAlchemy engine for tokens, feature flags and the audit log.
+
+Each store declares its tables on `STATE_METADATA`; `StateDB.start()` creates whatever is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+__all__ = ["STATE_METADATA", "StateDB", "ensure_sqlite_folder"]
+
+STATE_METADATA = MetaData()
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a file-backed SQLite URL, so a fresh clone needs no set-up step."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+class StateDB:
+    """Owns the state engine. Create with a URL, `await start()` in the lifespan, `await close()` at shutdown."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        ensure_sqlite_folder(url)
+        self.engine: AsyncEngine = create_async_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            # WAL lets readers run while one writer commits; busy_timeout waits on a lock instead of failing.
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+                cursor = dbapi_connection.cursor()
+                if ":memory:" not in url:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.close()
+
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def start(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(STATE_METADATA.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

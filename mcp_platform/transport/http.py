@@ -1,0 +1,392 @@
+"""The `/mcp` endpoint: Streamable HTTP for both protocol eras, as one raw ASGI callable.
+
+Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401 /
+429 after repeated failures), rate limit (429), Content-Type (400), Accept (406), body size (413), JSON (400
+-32700), JSON-RPC shape (400 -32600); then the era's own rules, then dispatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mcp.shared.inbound import x_mcp_header_map
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic_core import to_json
+from starlette.types import Receive, Scope, Send
+
+from mcp_platform.auth import TokenVerifier, bearer_token
+from mcp_platform.auth_types import ANONYMOUS, Principal
+from mcp_platform.errors import (
+    InsufficientScope,
+    InvalidRequest,
+    ProtocolError,
+    RateLimited,
+    UnsupportedProtocolVersion,
+    modern_http_status,
+)
+from mcp_platform.hooks import Hooks
+from mcp_platform.protocol import jsonrpc
+from mcp_platform.protocol.dispatch import Call, Dispatcher
+from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
+from mcp_platform.protocol.sessions import SessionData, SessionsFull, SessionStore
+from mcp_platform.settings import Settings
+from mcp_platform.transport.guards import HostOriginGuard, accepts, is_json_content_type
+from mcp_platform.transport.sse import CallStream, hold_stream, send_json, send_status
+
+__all__ = ["McpEndpoint"]
+
+logger = logging.getLogger(__name__)
+
+_ALLOW_ALL = [(b"allow", b"GET, POST, DELETE")]
+_ALLOW_POST = [(b"allow", b"POST")]
+_BATCH_VERSION = "2025-03-26"  # the only revision whose Streamable HTTP accepted JSON-RPC batches
+
+
+def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return to_json({"jsonrpc": "2.0", "id": msg_id, "error": error})
+
+
+class _Refused(Exception):
+    """An HTTP-level refusal: status, JSON body and headers, sent as they are."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or []
+
+
+def _protocol_refusal(exc: ProtocolError, msg_id: Any, *, modern: bool, status: int | None = None) -> _Refused:
+    reply = jsonrpc.encode(jsonrpc.error_reply(msg_id, exc, modern=modern))
+    return _Refused(status or (modern_http_status(exc.code) if modern else 400), reply)
+
+
+class McpEndpoint:
+    def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
+                 verifier: TokenVerifier | None, hooks: Hooks) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self.verifier = verifier
+        self.hooks = hooks
+        self.guard = HostOriginGuard(settings.http)
+        self._heartbeat = settings.http.sse_heartbeat_seconds
+        self._max_body = settings.http.max_body_bytes
+        self._inflight: dict[tuple[str, Any], asyncio.Task[bytes]] = {}
+        self._get_streams: set[str] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._param_header_tools: dict[str, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hooks.http_response:
+            send = self._observed(send)
+        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = {k: v for k, v in raw}
+        try:
+            await self._serve(scope, receive, send, headers, raw)
+        except _Refused as refused:
+            headers_out = refused.headers
+            if refused.body:
+                await send_json(send, refused.status, refused.body, headers_out)
+            else:
+                await send_status(send, refused.status, headers_out)
+
+    def _observed(self, send: Send) -> Send:
+        async def observed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.hooks.emit_http_response(message["status"])
+            await send(message)
+        return observed
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
+                     raw: list[tuple[str, str]]) -> None:
+        if not self.guard.host_ok(headers.get("host")):
+            raise _Refused(421, _error_body(None, -32600, "Misdirected request: Host header not allowed"))
+        if not self.guard.origin_ok(headers.get("origin")):
+            raise _Refused(403, _error_body(None, -32600, "Forbidden: Origin not allowed"))
+        method = scope["method"]
+        version_header = headers.get("mcp-protocol-version")
+        modern_header = version_header in MODERN_VERSIONS
+        if method not in ("POST", "GET", "DELETE"):
+            raise _Refused(405, b"", _ALLOW_POST if modern_header else _ALLOW_ALL)
+        principal = await self._authenticate(scope, headers)
+        if self.hooks.before_request:
+            try:
+                await self.hooks.check_request(principal.name)
+            except RateLimited as exc:
+                raise self._too_many(exc, None) from None
+        if method == "POST":
+            await self._post(scope, receive, send, headers, raw, principal)
+        elif modern_header:
+            raise _Refused(405, b"", _ALLOW_POST)
+        elif method == "GET":
+            await self._get(receive, send, headers, principal)
+        else:
+            await self._delete(send, headers, principal)
+
+    # -- auth --------------------------------------------------------------------------------------------------
+
+    async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> Principal:
+        if self.verifier is None:
+            return ANONYMOUS
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        try:
+            await self.hooks.check_auth_allowed(ip)
+        except RateLimited as exc:
+            raise self._too_many(exc, None) from None
+        token = bearer_token(headers.get("authorization"))
+        principal = await self.verifier.verify(token) if token else None
+        if principal is not None:
+            return principal
+        await self.hooks.note_auth_failure(ip)
+        # RFC 6750: no error code when no credentials were sent at all.
+        challenge = 'Bearer realm="mcp-platform"' if token is None and "authorization" not in headers else \
+            'Bearer realm="mcp-platform", error="invalid_token", error_description="The token is missing, unknown or revoked"'
+        raise _Refused(401, _error_body(None, -32001, "Unauthorized: a valid bearer token is required"),
+                       [(b"www-authenticate", challenge.encode())])
+
+    def _too_many(self, exc: RateLimited, msg_id: Any) -> _Refused:
+        retry = max(1, int(exc.retry_after + 0.999))
+        return _Refused(429, _error_body(msg_id, -32029, f"Too many requests: {exc}", {"retryAfter": retry}),
+                        [(b"retry-after", str(retry).encode())])
+
+    @staticmethod
+    def _forbidden(exc: InsufficientScope, msg_id: Any) -> _Refused:
+        challenge = f'Bearer error="insufficient_scope", scope="{exc.scope}", error_description="{exc}"'
+        return _Refused(403, _error_body(msg_id, -32003, f"Forbidden: {exc}", {"requiredScope": exc.scope}),
+                        [(b"www-authenticate", challenge.encode())])
+
+    # -- POST --------------------------------------------------------------------------------------------------
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise _Refused(400, _error_body(None, -32600, "Bad Request: invalid Content-Length"))
+            if int(declared) > self._max_body:
+                raise self._too_large()
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise asyncio.CancelledError
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large()
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    def _too_large(self) -> _Refused:
+        return _Refused(413, _error_body(None, -32600, f"Payload too large: the limit is {self._max_body} bytes"))
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
+                    raw: list[tuple[str, str]], principal: Principal) -> None:
+        if not is_json_content_type(headers.get("content-type")):
+            raise _Refused(400, _error_body(None, -32600, "Bad Request: Content-Type must be application/json"))
+        if not accepts(headers.get("accept"), json=True, sse=True):
+            raise _Refused(406, _error_body(
+                None, -32600, "Not Acceptable: Accept must list application/json and text/event-stream"))
+        body = await self._read_body(receive, headers)
+        version_header = headers.get("mcp-protocol-version")
+        try:
+            decoded = jsonrpc.parse_json(body)
+        except ProtocolError as exc:
+            raise _protocol_refusal(exc, None, modern=version_header in MODERN_VERSIONS) from None
+        if isinstance(decoded, list):
+            await self._batch(decoded, receive, send, headers, principal)
+            return
+        msg_id = decoded.get("id") if isinstance(decoded, dict) else None
+        try:
+            message = jsonrpc.classify(decoded)
+        except ProtocolError as exc:
+            safe_id = msg_id if isinstance(msg_id, str | int) and not isinstance(msg_id, bool) else None
+            raise _protocol_refusal(exc, safe_id, modern=version_header in MODERN_VERSIONS) from None
+        if message.kind == "request" and message.method == "initialize":
+            await self._initialize(send, message, principal)
+        elif is_modern(version_header, decoded):
+            await self._modern(receive, send, message, headers, raw, principal)
+        else:
+            await self._handshake(receive, send, message, headers, principal)
+
+    async def _modern(self, receive: Receive, send: Send, message: jsonrpc.Message, headers: dict[str, str],
+                      raw: list[tuple[str, str]], principal: Principal) -> None:
+        if message.kind == "notification":
+            requested = headers.get("mcp-protocol-version", "")
+            if requested not in MODERN_VERSIONS:
+                exc = UnsupportedProtocolVersion("Unsupported protocol version",
+                                                 {"supported": list(MODERN_VERSIONS), "requested": requested})
+                raise _protocol_refusal(exc, None, modern=True)
+            raise _Refused(202, b"")
+        if message.kind == "response":
+            raise _protocol_refusal(InvalidRequest("Invalid Request: this server sent no request to answer"),
+                                    message.id, modern=True)
+        try:
+            envelope = check_modern_request(message.raw, headers, raw)
+            if message.method == "tools/call":
+                self._check_param_headers(message, headers)
+        except ProtocolError as exc:
+            raise _protocol_refusal(exc, message.id, modern=True) from None
+        call = Call(message.id, message.method, message.params, principal, True, envelope.protocol_version,  # type: ignore[arg-type]
+                    envelope.client_capabilities, log_level=envelope.log_level)
+        await self._respond(call, receive, send, cancel_on_disconnect=True)
+
+    def _check_param_headers(self, message: jsonrpc.Message, headers: dict[str, str]) -> None:
+        name = message.params.get("name")
+        arguments = message.params.get("arguments")
+        tool = self.dispatcher.registry.get(name) if isinstance(name, str) else None
+        if tool is None or not isinstance(arguments, dict | None):
+            return
+        mirrored = self._param_header_tools.get(tool.name)
+        if mirrored is None:
+            mirrored = self._param_header_tools[tool.name] = bool(x_mcp_header_map(tool.input_schema))
+        if mirrored:
+            check_mcp_param_headers(tool.input_schema, arguments or {}, headers)
+
+    async def _initialize(self, send: Send, message: jsonrpc.Message, principal: Principal) -> None:
+        result, session = self.dispatcher.initialize(message.params, principal)
+        try:
+            session_id = await self.sessions.create(session)
+        except SessionsFull as exc:
+            raise _Refused(503, _error_body(message.id, -32603, f"Service unavailable: {exc}"),
+                           [(b"retry-after", b"30")]) from None
+        reply = jsonrpc.encode(jsonrpc.result_reply(message.id, result))  # type: ignore[arg-type]
+        await send_json(send, 200, reply, [(b"mcp-session-id", session_id.encode())])
+
+    async def _session(self, headers: dict[str, str], principal: Principal) -> tuple[str, SessionData]:
+        session_id = headers.get("mcp-session-id")
+        if not session_id:
+            raise _Refused(400, _error_body(None, -32600, "Bad Request: Mcp-Session-Id header is required"))
+        session = await self.sessions.get(session_id) if len(session_id) <= 256 else None
+        # Another token's session is answered as unknown, so session ids cannot be probed across tokens.
+        if session is None or session.principal != principal.name:
+            raise _Refused(404, _error_body(None, -32001, "Session not found"))
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version != session.protocol_version:
+            detail = "is not a supported version" if version not in HANDSHAKE_PROTOCOL_VERSIONS else \
+                f"does not match the negotiated version {session.protocol_version}"
+            raise _Refused(400, _error_body(None, -32600, f"Bad Request: MCP-Protocol-Version {version[:40]!r} "
+                                                          f"{detail}"))
+        return session_id, session
+
+    async def _handshake(self, receive: Receive, send: Send, message: jsonrpc.Message, headers: dict[str, str],
+                         principal: Principal) -> None:
+        session_id, session = await self._session(headers, principal)
+        if message.kind != "request":
+            await self._session_notification(session_id, session, message)
+            raise _Refused(202, b"")
+        call = Call(message.id, message.method, message.params, principal, False,  # type: ignore[arg-type]
+                    session.protocol_version, session.client_capabilities, log_level=session.log_level or "info",
+                    session_id=session_id, session=session)
+        level_before = session.log_level
+        await self._respond(call, receive, send, cancel_on_disconnect=False)
+        if session.log_level != level_before:
+            await self.sessions.update(session_id, session)
+
+    async def _session_notification(self, session_id: str, session: SessionData, message: jsonrpc.Message) -> None:
+        if message.method == "notifications/initialized" and not session.initialized:
+            session.initialized = True
+            await self.sessions.update(session_id, session)
+        elif message.method == "notifications/cancelled":
+            request_id = message.params.get("requestId")
+            if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+                task = self._inflight.get((session_id, request_id))
+                if task is not None:
+                    task.cancel()
+
+    async def _respond(self, call: Call, receive: Receive, send: Send, *, cancel_on_disconnect: bool) -> None:
+        modern = call.modern
+        if call.method != "tools/call":
+            try:
+                result = await self.dispatcher.handle(call)
+            except ProtocolError as exc:
+                raise _protocol_refusal(exc, call.id, modern=modern,
+                                        status=None if modern else 200) from None
+            await send_json(send, 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result))
+            return
+        try:
+            prepared = await self.dispatcher.preflight_tool(call)
+        except ProtocolError as exc:
+            raise _protocol_refusal(exc, call.id, modern=modern, status=None if modern else 200) from None
+        except InsufficientScope as exc:
+            raise self._forbidden(exc, call.id) from None
+        except RateLimited as exc:
+            raise self._too_many(exc, call.id) from None
+        stream = CallStream(send, heartbeat=self._heartbeat)
+        call.notify = stream.notify
+
+        async def work() -> bytes:
+            result = self.dispatcher.finish(call, await self.dispatcher.run_tool(call, prepared))
+            return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
+
+        key = (call.session_id, call.id) if call.session_id is not None else None
+
+        def track(task: asyncio.Task[bytes]) -> None:
+            if key is not None:
+                self._inflight[key] = task  # type: ignore[index]
+                task.add_done_callback(lambda _: self._inflight.pop(key, None))  # type: ignore[arg-type]
+
+        await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect, background=self._background,
+                         on_task=track)
+
+    async def _batch(self, items: list[Any], receive: Receive, send: Send, headers: dict[str, str],
+                     principal: Principal) -> None:
+        version = headers.get("mcp-protocol-version")
+        if version in MODERN_VERSIONS or "mcp-session-id" not in headers:
+            raise _Refused(400, _error_body(None, -32600, "Invalid Request: JSON-RPC batches are not accepted"))
+        session_id, session = await self._session(headers, principal)
+        if session.protocol_version != _BATCH_VERSION or not items:
+            raise _Refused(400, _error_body(None, -32600, "Invalid Request: batches are only accepted, non-empty, "
+                                                          f"in {_BATCH_VERSION} sessions"))
+        replies: list[bytes] = []
+        for item in items[:100]:
+            try:
+                message = jsonrpc.classify(item)
+            except ProtocolError as exc:
+                replies.append(jsonrpc.encode(jsonrpc.error_reply(None, exc, modern=False)))
+                continue
+            if message.kind != "request":
+                await self._session_notification(session_id, session, message)
+                continue
+            call = Call(message.id, message.method, message.params, principal, False,  # type: ignore[arg-type]
+                        session.protocol_version, session.client_capabilities, log_level=session.log_level,
+                        session_id=session_id, session=session)
+            try:
+                if message.method == "initialize":
+                    raise InvalidRequest("Invalid Request: initialize cannot be part of a batch")
+                result = await self.dispatcher.handle(call)
+                replies.append(b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result))
+            except ProtocolError as exc:
+                replies.append(jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=False)))
+            except (InsufficientScope, RateLimited) as exc:
+                replies.append(_error_body(call.id, -32003 if isinstance(exc, InsufficientScope) else -32029,
+                                           str(exc)))
+        if not replies:
+            raise _Refused(202, b"")
+        await send_json(send, 200, b"[" + b",".join(replies) + b"]")
+
+    # -- GET and DELETE (handshake era) ------------------------------------------------------------------------
+
+    async def _get(self, receive: Receive, send: Send, headers: dict[str, str], principal: Principal) -> None:
+        if not accepts(headers.get("accept"), json=False, sse=True):
+            raise _Refused(406, _error_body(None, -32600, "Not Acceptable: Accept must list text/event-stream"))
+        session_id, _ = await self._session(headers, principal)
+        if session_id in self._get_streams:
+            raise _Refused(409, _error_body(None, -32600, "Conflict: this session already has a GET stream"))
+        self._get_streams.add(session_id)
+        try:
+            await hold_stream(send, receive, heartbeat=self._heartbeat)
+        finally:
+            self._get_streams.discard(session_id)
+
+    async def _delete(self, send: Send, headers: dict[str, str], principal: Principal) -> None:
+        session_id, _ = await self._session(headers, principal)
+        await self.sessions.delete(session_id)
+        for (owner, _request_id), task in list(self._inflight.items()):
+            if owner == session_id:
+                task.cancel()
+        await send_status(send, 200)
