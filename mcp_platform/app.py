@@ -4,7 +4,8 @@ database, discovered tools, capability backends, sessions and the `/mcp` endpoin
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from mcp_platform.errors import ConfigError
 from mcp_platform.hooks import Hooks
 from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.dispatch import Dispatcher
+from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.protocol.sessions import MemorySessionStore, SessionStore
 from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
@@ -73,8 +75,9 @@ class _Forward:
 
 
 def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None = None,
-               sessions: SessionStore | None = None) -> Starlette:
-    """Build the ASGI app. Nothing is opened until its lifespan starts."""
+               sessions: SessionStore | None = None, overrides: Mapping[str, Any] | None = None) -> Starlette:
+    """Build the ASGI app. Nothing is opened until its lifespan starts. `overrides` are the command-line values
+    that outrank the config file; a reload applies them again."""
     if settings.auth.mode == "none" and not settings.is_loopback:
         raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
                           "server binds a loopback address (127.0.0.1, localhost, ::1)")
@@ -83,7 +86,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.mcp = await _start(settings, caps, sessions, stack)
+            app.state.mcp = await _start(settings, caps, sessions, overrides or {}, stack)
             try:
                 yield
             finally:
@@ -108,11 +111,25 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
     return app
 
 
+def signing_key(settings: Settings) -> bytes:
+    if settings.secret_key is not None:
+        key = settings.secret_key.get_secret_value().encode()
+        if len(key) < 32:
+            raise ConfigError("secret_key must be at least 32 characters")
+        return key
+    return secrets.token_bytes(32)
+
+
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
-                 stack: AsyncExitStack) -> AppState:
+                 overrides: Mapping[str, Any], stack: AsyncExitStack) -> AppState:
+    from mcp_platform.capabilities.config import ConfigManager, install_sighup
+    from mcp_platform.capabilities.orm import ExposedModels, SeedHooks, collect_models, collect_seeds
+
     backends, hooks = Backends(), Hooks()
     backends.add(hooks)
     backends.add(settings, Settings)
+    manager = ConfigManager(settings, overrides=overrides)
+    backends.add(manager)
     state_db = StateDB(settings.state.url)
     await state_db.start()
     stack.push_async_callback(state_db.close)
@@ -141,11 +158,15 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     backends.add(registry)
     backends.add(resources)
     backends.add(prompts)
+    backends.add(ExposedModels(collect_models(discovered.modules)))
+    backends.add(SeedHooks(collect_seeds(discovered.modules)))
 
     for cap in caps:
         await cap.start(settings, backends, stack)
-        for provider in cap.extra.get("resource_providers", ()):
-            resources.add_provider(backends.get(provider))
+    from mcp_platform.capabilities.static_files import StaticResourceProvider
+
+    if (static_provider := backends.find(StaticResourceProvider)) is not None:
+        resources.add_provider(static_provider)
     if settings.tools.read_only:
         for tool in registry.all():
             if not tool.spec.read_only:
@@ -156,12 +177,23 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         env_token = settings.token.get_secret_value() if settings.token else None
         verifier = BearerVerifier(TokenStore(state_db), env_token)
         await verifier.refresh()
-    session_store = sessions or MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds,
+    session_store = sessions if sessions is not None else MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds,
                                                    max_sessions=settings.sessions.max_sessions)
+    from mcp_platform.capabilities.metrics import Metrics
+
+    if (metrics := backends.find(Metrics)) is not None and isinstance(session_store, MemorySessionStore):
+        metrics.set_sessions_provider(session_store.size)
     dispatcher = Dispatcher(settings=settings, registry=registry, resources=resources, prompts=prompts,
-                            backends=backends, hooks=hooks)
+                            backends=backends, hooks=hooks, state_codec=RequestStateCodec(signing_key(settings)))
     endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=session_store, verifier=verifier,
                            hooks=hooks)
+
+    async def adopt(new: Settings) -> None:
+        dispatcher.settings = new
+        endpoint.apply(new)
+
+    manager.on_reload.append(adopt)
+    stack.callback(install_sighup(manager))
     logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")

@@ -47,6 +47,11 @@ def configure_logging(level: str) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None), **_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line values, as settings overrides (they outrank the file and the environment)."""
     overrides: dict[str, Any] = {}
     http: dict[str, Any] = {}
     if getattr(args, "host", None):
@@ -63,7 +68,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("tools", {})["read_only"] = True
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level
-    return load_settings(getattr(args, "config", None), **overrides)
+    return overrides
 
 
 async def _first_token(settings: Settings) -> str | None:
@@ -109,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     log_config = configure_logging(settings.log_level)
-    app = create_app(settings)
+    app = create_app(settings, overrides=_overrides(args))
     if settings.auth.mode == "none":
         logging.getLogger("mcp_platform").warning(
             "AUTH IS OFF: anyone who can reach %s:%s can call every tool. Use only for local development.",

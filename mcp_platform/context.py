@@ -11,13 +11,41 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp_platform.auth_types import Principal
+from mcp_platform.errors import MissingClientCapability, ToolError
 
-__all__ = ["LOG_LEVELS", "Backends", "Notify", "ToolContext"]
+__all__ = ["LOG_LEVELS", "Backends", "InputRequired", "Notify", "ServerRequest", "ToolContext"]
 
 T = TypeVar("T")
 
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Sends one server notification (method, params) on the current request's stream."""
+
+ServerRequest = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Sends a request to the client (handshake era) and returns its result."""
+
+# What each client-side request needs the client to have declared.
+_CAPABILITY_OF = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
+
+
+class InputRequired(Exception):  # noqa: N818 - it is a result, not an error
+    """Raised inside a 2026-07-28 call that needs answers from the client: the call ends with an `input_required`
+    result listing `requests`, and the client retries with the answers (and the signed request state)."""
+
+    def __init__(self, requests: dict[str, dict[str, Any]]) -> None:
+        super().__init__(f"input required: {', '.join(requests)}")
+        self.requests = requests
+
+
+def _valid_answer(method: str, answer: Any) -> bool:
+    if not isinstance(answer, dict):
+        return False
+    if method == "elicitation/create":
+        return answer.get("action") in ("accept", "decline", "cancel")
+    if method == "sampling/createMessage":
+        return isinstance(answer.get("content"), dict | list)
+    if method == "roots/list":
+        return isinstance(answer.get("roots"), list)
+    return True
 
 # RFC 5424 severities, as MCP names them, least severe first.
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
@@ -52,8 +80,9 @@ async def _drop(method: str, params: dict[str, Any]) -> None:
 class ToolContext:
     """The request a tool runs for: caller, progress, logging, and the platform's backends."""
 
-    __slots__ = ("_last_progress", "_log_rank", "_notify", "_progress_token", "backends", "principal",
-                 "protocol_version", "request_id", "tool_name")
+    __slots__ = ("_answers", "_last_progress", "_log_rank", "_notify", "_progress_token", "_server_request",
+                 "backends", "client_capabilities", "modern", "principal", "protocol_version", "request_id", "state",
+                 "tool_name")
 
     def __init__(
         self,
@@ -66,6 +95,11 @@ class ToolContext:
         notify: Notify | None = None,
         progress_token: str | int | None = None,
         log_level: str | None = None,
+        client_capabilities: dict[str, Any] | None = None,
+        modern: bool = False,
+        server_request: ServerRequest | None = None,
+        answers: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self.principal = principal
         self.tool_name = tool_name
@@ -76,6 +110,62 @@ class ToolContext:
         self._progress_token = progress_token
         self._log_rank = _LEVEL_RANK.get(log_level, len(LOG_LEVELS)) if log_level is not None else len(LOG_LEVELS)
         self._last_progress: float | None = None
+        self.client_capabilities = client_capabilities or {}
+        self.modern = modern
+        self._server_request = server_request
+        self._answers = answers or {}
+        self.state: dict[str, Any] = state if state is not None else {}
+        """JSON-able values a 2026-07-28 tool keeps across its input rounds (signed, so the client cannot alter
+        them)."""
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        """Every answer the client has given this call so far, by request key (2026-07-28 input rounds)."""
+        return dict(self._answers)
+
+    def client_supports(self, capability: str) -> bool:
+        return isinstance(self.client_capabilities.get(capability), dict)
+
+    async def ask(self, requests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Ask the client for input: `requests` maps a key to `{"method": ..., "params": ...}` (elicitation/create,
+        sampling/createMessage, roots/list). Returns the answers by key.
+
+        Handshake era: each request is sent on this call's stream and awaited. 2026-07-28: answers already given
+        are returned; otherwise the call ends with an `input_required` result and resumes when the client retries.
+        A capability the client did not declare is a -32021 error naming it.
+        """
+        missing = {_CAPABILITY_OF[r["method"]] for r in requests.values()
+                   if r["method"] in _CAPABILITY_OF and not self.client_supports(_CAPABILITY_OF[r["method"]])}
+        if missing:
+            raise MissingClientCapability(
+                f"Missing required client capability: {', '.join(sorted(missing))}",
+                {"requiredCapabilities": {name: {} for name in sorted(missing)}})
+        if self.modern:
+            answers = {k: self._answers[k] for k, r in requests.items() if _valid_answer(r["method"],
+                                                                                         self._answers.get(k))}
+            pending = {k: r for k, r in requests.items() if k not in answers}
+            if pending:
+                raise InputRequired(pending)
+            return answers
+        if self._server_request is None:
+            raise ToolError("This request cannot ask the client for input; call it as a tool.")
+        return {key: await self._server_request(r["method"], r.get("params", {})) for key, r in requests.items()}
+
+    async def elicit(self, message: str, schema: dict[str, Any], *, key: str = "elicitation") -> dict[str, Any]:
+        """Ask the user for structured input; returns `{"action": "accept"|"decline"|"cancel", "content": {...}}`."""
+        request = {"method": "elicitation/create", "params": {"message": message, "requestedSchema": schema}}
+        return (await self.ask({key: request}))[key]  # type: ignore[no-any-return]
+
+    async def sample(self, prompt: str, *, max_tokens: int = 100, key: str = "sampling") -> dict[str, Any]:
+        """Ask the client's model to complete `prompt`; returns the CreateMessageResult."""
+        params = {"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+                  "maxTokens": max_tokens}
+        return (await self.ask({key: {"method": "sampling/createMessage", "params": params}}))[key]  # type: ignore[no-any-return]
+
+    async def list_roots(self, *, key: str = "roots") -> list[dict[str, Any]]:
+        answer = (await self.ask({key: {"method": "roots/list", "params": {}}}))[key]
+        roots = answer.get("roots", []) if isinstance(answer, dict) else []
+        return roots if isinstance(roots, list) else []
 
     def backend(self, kind: type[T]) -> T:
         """The configured backend of type `kind` (raises `LookupError` naming it when absent)."""

@@ -15,7 +15,7 @@ __all__ = ["Hooks", "Outcome", "ToolCallRecord"]
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "error", "timeout", "cancelled", "denied", "exception"]
+Outcome = Literal["ok", "error", "timeout", "cancelled", "denied", "exception", "input_required"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError, InvalidParams
 from mcp_platform.registry import TOOL_NAME_PATTERN, _parse_docstring
 
@@ -23,6 +24,7 @@ class PromptSpec:
     arguments: tuple[dict[str, Any], ...]
     fn: Callable[..., Any]
     completions: dict[str, Callable[[str], list[str]]]
+    context_param: str | None = None
 
     def definition(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "arguments": list(self.arguments)}
@@ -47,13 +49,17 @@ def prompt(
             raise ConfigError(f"prompt name {prompt_name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -")
         summary, arg_docs = _parse_docstring(fn.__doc__)
         arguments = []
+        context_param = None
         for param in inspect.signature(fn).parameters.values():
+            if param.annotation in (ToolContext, "ToolContext"):
+                context_param = param.name
+                continue
             arg: dict[str, Any] = {"name": param.name, "required": param.default is inspect.Parameter.empty}
             if param.name in arg_docs:
                 arg["description"] = arg_docs[param.name]
             arguments.append(arg)
         setattr(fn, _SPEC_ATTR, PromptSpec(prompt_name, title, description or summary or None, tuple(arguments),
-                                           fn, dict(completions or {})))
+                                           fn, dict(completions or {}), context_param))
         return fn
 
     return mark
@@ -82,7 +88,7 @@ class Prompts:
     def get(self, name: str) -> PromptSpec | None:
         return self._items.get(name)
 
-    async def render(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def render(self, name: str, arguments: dict[str, Any], ctx: ToolContext | None = None) -> dict[str, Any]:
         spec = self._items.get(name)
         if spec is None:
             raise InvalidParams(f"Invalid params: unknown prompt {name!r}; prompts: {', '.join(sorted(self._items))}")
@@ -95,7 +101,10 @@ class Prompts:
                                             + [f"unexpected argument {u!r}" for u in unknown]))
         if not all(isinstance(value, str) for value in arguments.values()):
             raise InvalidParams(f"Invalid params for prompt {name}: argument values must be strings")
-        value = spec.fn(**arguments)
+        kwargs: dict[str, Any] = dict(arguments)
+        if spec.context_param is not None:
+            kwargs[spec.context_param] = ctx
+        value = spec.fn(**kwargs)
         if inspect.isawaitable(value):
             value = await value
         if isinstance(value, str):

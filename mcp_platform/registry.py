@@ -13,7 +13,7 @@ import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_type_hints, overload
 
 import anyio
 import anyio.to_thread
@@ -49,6 +49,41 @@ class ToolSpec:
     idempotent: bool
     open_world: bool
     timeout: float | None
+    input_schema: dict[str, Any] | None = None
+
+
+@overload
+def tool(
+    fn: F,
+    *,
+    read_only: bool,
+    destructive: bool | None = None,
+    idempotent: bool | None = None,
+    open_world: bool = False,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    timeout: float | None = None,
+    input_schema: dict[str, Any] | None = None,
+) -> F: ...
+
+
+@overload
+def tool(
+    fn: None = None,
+    *,
+    read_only: bool,
+    destructive: bool | None = None,
+    idempotent: bool | None = None,
+    open_world: bool = False,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    timeout: float | None = None,
+    input_schema: dict[str, Any] | None = None,
+) -> Callable[[F], F]: ...
 
 
 def tool(
@@ -63,12 +98,15 @@ def tool(
     description: str | None = None,
     scope: str | None = None,
     timeout: float | None = None,
+    input_schema: dict[str, Any] | None = None,
 ) -> Any:
     """Mark a function as an MCP tool. The function is returned unchanged, so it stays callable in tests.
 
     `read_only` must always be given; a tool that writes must also say whether it is `destructive` and
     `idempotent`, so that no tool is destructive by accident. `scope` defaults to `read` for read-only tools
-    and `write` otherwise. `timeout` (seconds) overrides the server's default.
+    and `write` otherwise. `timeout` (seconds) overrides the server's default. `input_schema` replaces the
+    advertised schema with a hand-written one (kept verbatim, e.g. for JSON Schema 2020-12 keywords that type
+    hints cannot express); arguments are still validated against the function's signature.
     """
 
     def mark(func: F) -> F:
@@ -102,6 +140,7 @@ def tool(
             idempotent=is_idempotent,
             open_world=open_world,
             timeout=timeout,
+            input_schema=input_schema,
         )
         setattr(func, _SPEC_ATTR, spec)
         return func
@@ -210,6 +249,10 @@ class Tool:
                 prop.pop("title", None)
         schema.setdefault("type", "object")
         schema.setdefault("properties", {})
+        if spec.input_schema is not None:
+            if spec.input_schema.get("type") != "object":
+                raise ConfigError(f"tool {spec.name}: input_schema must have type 'object' at its root")
+            schema = spec.input_schema
         self.input_schema: dict[str, Any] = schema
 
         returns = hints.get("return", Any)

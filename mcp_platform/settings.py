@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     """Optional instructions sent to clients in `initialize` and `server/discover`."""
     token: SecretStr | None = None
     """A token with every scope, from `MCP_PLATFORM_TOKEN`; named tokens live in the state store."""
+    secret_key: SecretStr | None = None
+    """Signs 2026-07-28 request state and cursors (32+ characters). Unset: a random key per process, so set the
+    same value on every instance behind a load balancer."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     http: HttpSettings = HttpSettings()
     auth: AuthSettings = AuthSettings()

@@ -18,11 +18,12 @@ from mcp_types import SERVER_INFO_META_KEY
 from pydantic_core import to_json
 
 from mcp_platform.auth_types import Principal
-from mcp_platform.context import LOG_LEVELS, Backends, Notify, ToolContext
+from mcp_platform.context import LOG_LEVELS, Backends, InputRequired, Notify, ServerRequest, ToolContext
 from mcp_platform.errors import (
     InsufficientScope,
     InvalidParams,
     MethodNotFound,
+    ProtocolError,
     ToolError,
     ToolTimeout,
 )
@@ -31,6 +32,7 @@ from mcp_platform.pagination import decode_cursor, encode_cursor
 from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.eras import HANDSHAKE_VERSIONS, MODERN_METHODS_REMOVED, MODERN_VERSIONS, negotiate_version
 from mcp_platform.protocol.jsonrpc import RequestId
+from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.protocol.sessions import SessionData
 from mcp_platform.registry import Registry, Tool
 from mcp_platform.resources import Resources
@@ -41,7 +43,9 @@ __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
 
 logger = logging.getLogger(__name__)
 
-_LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
+# Results that carry SEP-2549 cache hints at 2026-07-28.
+_CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list",
+                        "resources/read"})
 
 
 def server_version() -> str:
@@ -66,6 +70,7 @@ class Call:
     notify: Notify | None = None
     session_id: str | None = None
     session: SessionData | None = None
+    server_request: ServerRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +84,24 @@ Handler = Callable[["Dispatcher", Call], Awaitable[dict[str, Any]]]
 
 class Dispatcher:
     def __init__(self, *, settings: Settings, registry: Registry, resources: Resources, prompts: Prompts,
-                 backends: Backends, hooks: Hooks) -> None:
+                 backends: Backends, hooks: Hooks, state_codec: RequestStateCodec) -> None:
         self.settings = settings
         self.registry = registry
         self.resources = resources
         self.prompts = prompts
         self.backends = backends
         self.hooks = hooks
+        self.state_codec = state_codec
         self.server_info = {"name": settings.name, "title": "MCP Platform", "version": server_version()}
         self._meta_stamp = {SERVER_INFO_META_KEY: self.server_info}
         self.capabilities = self._capabilities()
 
     def _capabilities(self) -> dict[str, Any]:
+        """Handshake-era capabilities. At 2026-07-28 `resources/subscribe` is gone, and list-changed would promise
+        `subscriptions/listen`, so discover advertises the plain capabilities (see `discover`)."""
         caps: dict[str, Any] = {"tools": {"listChanged": False}, "logging": {}, "completions": {}}
         if self.resources:
-            caps["resources"] = {"subscribe": False, "listChanged": False}
+            caps["resources"] = {"subscribe": True, "listChanged": False}
         if self.prompts:
             caps["prompts"] = {"listChanged": False}
         return caps
@@ -128,11 +136,11 @@ class Dispatcher:
 
     def finish(self, call: Call, result: dict[str, Any]) -> bytes:
         if call.modern:
-            result["resultType"] = "complete"
+            result.setdefault("resultType", "complete")
             meta = result.get("_meta")
             result["_meta"] = {**meta, **self._meta_stamp} if isinstance(meta, dict) else self._meta_stamp
-            if call.method in _LIST_METHODS:
-                # The tool list depends on the token's scopes, so no shared cache may hold it.
+            if call.method in _CACHEABLE:
+                # Results depend on the token's scopes (and files change), so no shared cache may hold them.
                 result.setdefault("ttlMs", 0)
                 result.setdefault("cacheScope", "private")
         return to_json(result)
@@ -178,22 +186,47 @@ class Dispatcher:
         await self.hooks.check_tool_call(call.principal.name, name)
         return PreparedCall(tool, arguments)
 
-    async def run_tool(self, call: Call, prepared: PreparedCall) -> dict[str, Any]:
-        tool, arguments, principal, name = prepared.tool, prepared.arguments, call.principal, prepared.tool.name
+    def _context(self, call: Call, target: str) -> ToolContext:
+        """The context for a tool or prompt; at 2026-07-28 it carries the answers of earlier input rounds."""
         meta = call.params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
-        ctx = ToolContext(
-            principal=principal, tool_name=name, request_id=call.id, protocol_version=call.protocol_version,
+        answers: dict[str, Any] = {}
+        state: dict[str, Any] = {}
+        if call.modern:
+            if (request_state := call.params.get("requestState")) is not None:
+                answers, state = self.state_codec.decode(request_state, target=target, principal=call.principal.name)
+            given = call.params.get("inputResponses")
+            if isinstance(given, dict):
+                answers.update(given)
+        return ToolContext(
+            principal=call.principal, tool_name=target, request_id=call.id, protocol_version=call.protocol_version,
             backends=self.backends, notify=call.notify,
             progress_token=token if isinstance(token, str | int) and not isinstance(token, bool) else None,
-            log_level=call.log_level,
+            log_level=call.log_level, client_capabilities=call.client_capabilities, modern=call.modern,
+            server_request=call.server_request, answers=answers, state=state,
         )
+
+    def _input_required(self, call: Call, target: str, ctx: ToolContext, exc: InputRequired) -> dict[str, Any]:
+        state = self.state_codec.encode(target=target, principal=call.principal.name, answers=ctx.answers,
+                                        state=ctx.state)
+        return {"resultType": "input_required", "inputRequests": exc.requests, "requestState": state}
+
+    async def run_tool(self, call: Call, prepared: PreparedCall) -> dict[str, Any]:
+        tool, arguments, principal, name = prepared.tool, prepared.arguments, call.principal, prepared.tool.name
+        ctx = self._context(call, f"tool:{name}")
         wall, started = time.time(), time.perf_counter()
         outcome: Outcome = "ok"
         try:
             result = await tool.call(arguments, ctx, self.settings.tools.default_timeout_seconds)
             if result.is_error:
                 outcome = "error"
+        except InputRequired as exc:
+            await self._record(principal, name, arguments, "input_required", time.perf_counter() - started, wall,
+                               call.id)
+            return self._input_required(call, f"tool:{name}", ctx, exc)
+        except ProtocolError:
+            await self._record(principal, name, arguments, "error", time.perf_counter() - started, wall, call.id)
+            raise
         except ToolError as exc:
             result, outcome = error_result(str(exc)), "error"
         except ToolTimeout as exc:
@@ -274,7 +307,13 @@ class Dispatcher:
         arguments = call.params.get("arguments") or {}
         if not isinstance(name, str) or not isinstance(arguments, dict):
             raise InvalidParams("Invalid params: prompts/get needs a string 'name' and an object 'arguments'")
-        return await self.prompts.render(name, arguments)
+        ctx = self._context(call, f"prompt:{name}")
+        try:
+            return await self.prompts.render(name, arguments, ctx)
+        except InputRequired as exc:
+            return self._input_required(call, f"prompt:{name}", ctx, exc)
+        except ToolError as exc:
+            raise InvalidParams(f"Invalid params: {exc}") from None
 
     async def complete(self, call: Call) -> dict[str, Any]:
         ref, argument = call.params.get("ref"), call.params.get("argument")
@@ -305,9 +344,29 @@ class Dispatcher:
             call.session.log_level = level
         return {}
 
+    async def subscribe(self, call: Call) -> dict[str, Any]:
+        uri = call.params.get("uri")
+        if not isinstance(uri, str) or not uri or len(uri) > 4096:
+            raise InvalidParams("Invalid params: resources/subscribe needs a string 'uri'")
+        if call.session is not None and uri not in call.session.subscriptions:
+            if len(call.session.subscriptions) >= 1000:
+                raise InvalidParams("Invalid params: a session may hold at most 1000 subscriptions")
+            call.session.subscriptions.append(uri)
+        return {}
+
+    async def unsubscribe(self, call: Call) -> dict[str, Any]:
+        uri = call.params.get("uri")
+        if not isinstance(uri, str):
+            raise InvalidParams("Invalid params: resources/unsubscribe needs a string 'uri'")
+        if call.session is not None and uri in call.session.subscriptions:
+            call.session.subscriptions.remove(uri)
+        return {}
+
     async def discover(self, call: Call) -> dict[str, Any]:
+        caps = {name: {} if name in ("resources", "prompts", "tools") else value
+                for name, value in self.capabilities.items()}
         result: dict[str, Any] = {"supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
-                                  "capabilities": self.capabilities, "ttlMs": 0, "cacheScope": "public"}
+                                  "capabilities": caps, "ttlMs": 0, "cacheScope": "public"}
         if self.settings.instructions:
             result["instructions"] = self.settings.instructions
         return result
@@ -323,6 +382,8 @@ _COMMON: dict[str, Handler] = {
     "prompts/get": Dispatcher.get_prompt,
     "completion/complete": Dispatcher.complete,
 }
-_HANDSHAKE: dict[str, Handler] = {**_COMMON, "ping": Dispatcher.ping, "logging/setLevel": Dispatcher.set_level}
+_HANDSHAKE: dict[str, Handler] = {**_COMMON, "ping": Dispatcher.ping, "logging/setLevel": Dispatcher.set_level,
+                                   "resources/subscribe": Dispatcher.subscribe,
+                                   "resources/unsubscribe": Dispatcher.unsubscribe}
 _MODERN: dict[str, Handler] = {**_COMMON, "server/discover": Dispatcher.discover}
 assert not MODERN_METHODS_REMOVED & _MODERN.keys()

@@ -20,6 +20,7 @@ from mcp_platform.auth import TokenVerifier, bearer_token
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
     InsufficientScope,
+    ToolError,
     InvalidRequest,
     ProtocolError,
     RateLimited,
@@ -66,23 +67,30 @@ def _protocol_refusal(exc: ProtocolError, msg_id: Any, *, modern: bool, status: 
 class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
                  verifier: TokenVerifier | None, hooks: Hooks) -> None:
-        self.settings = settings
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.verifier = verifier
         self.hooks = hooks
-        self.guard = HostOriginGuard(settings.http)
-        self._heartbeat = settings.http.sse_heartbeat_seconds
-        self._max_body = settings.http.max_body_bytes
-        self._inflight: dict[tuple[str, Any], asyncio.Task[bytes]] = {}
+        self.apply(settings)
+        self._inflight: dict[tuple[str, Any], asyncio.Task[tuple[int, bytes]]] = {}
+        self._client_replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        self._next_request = 0
         self._get_streams: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._param_header_tools: dict[str, bool] = {}
 
+    def apply(self, settings: Settings) -> None:
+        """Take new settings (a config reload): allow-lists, body limit and heartbeat change at once."""
+        self.settings = settings
+        self.guard = HostOriginGuard(settings.http)
+        self._heartbeat = settings.http.sse_heartbeat_seconds
+        self._max_body = settings.http.max_body_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hooks.http_response:
             send = self._observed(send)
-        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        # RFC 9110: optional whitespace around a field value is not part of it.
+        raw = [(k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in scope["headers"]]
         headers = {k: v for k, v in raw}
         try:
             await self._serve(scope, receive, send, headers, raw)
@@ -112,16 +120,13 @@ class McpEndpoint:
         if method not in ("POST", "GET", "DELETE"):
             raise _Refused(405, b"", _ALLOW_POST if modern_header else _ALLOW_ALL)
         principal = await self._authenticate(scope, headers)
-        if self.hooks.before_request:
-            try:
-                await self.hooks.check_request(principal.name)
-            except RateLimited as exc:
-                raise self._too_many(exc, None) from None
         if method == "POST":
             await self._post(scope, receive, send, headers, raw, principal)
-        elif modern_header:
+            return
+        await self._check_rate(principal, None)
+        if modern_header:
             raise _Refused(405, b"", _ALLOW_POST)
-        elif method == "GET":
+        if method == "GET":
             await self._get(receive, send, headers, principal)
         else:
             await self._delete(send, headers, principal)
@@ -147,6 +152,13 @@ class McpEndpoint:
             'Bearer realm="mcp-platform", error="invalid_token", error_description="The token is missing, unknown or revoked"'
         raise _Refused(401, _error_body(None, -32001, "Unauthorized: a valid bearer token is required"),
                        [(b"www-authenticate", challenge.encode())])
+
+    async def _check_rate(self, principal: Principal, msg_id: Any) -> None:
+        if self.hooks.before_request:
+            try:
+                await self.hooks.check_request(principal.name)
+            except RateLimited as exc:
+                raise self._too_many(exc, msg_id) from None
 
     def _too_many(self, exc: RateLimited, msg_id: Any) -> _Refused:
         retry = max(1, int(exc.retry_after + 0.999))
@@ -206,10 +218,12 @@ class McpEndpoint:
         except ProtocolError as exc:
             safe_id = msg_id if isinstance(msg_id, str | int) and not isinstance(msg_id, bool) else None
             raise _protocol_refusal(exc, safe_id, modern=version_header in MODERN_VERSIONS) from None
-        if message.kind == "request" and message.method == "initialize":
-            await self._initialize(send, message, principal)
-        elif is_modern(version_header, decoded):
+        # After parsing, so that a 429 can name the request it refuses (2026-07-28 errors must echo the id).
+        await self._check_rate(principal, message.id)
+        if is_modern(version_header, decoded):
             await self._modern(receive, send, message, headers, raw, principal)
+        elif message.kind == "request" and message.method == "initialize":
+            await self._initialize(send, message, principal)
         else:
             await self._handshake(receive, send, message, headers, principal)
 
@@ -288,6 +302,16 @@ class McpEndpoint:
             await self.sessions.update(session_id, session)
 
     async def _session_notification(self, session_id: str, session: SessionData, message: jsonrpc.Message) -> None:
+        if message.kind == "response":
+            waiting = self._client_replies.get((session_id, str(message.id)))
+            if waiting is not None and not waiting.done():
+                result, error = message.raw.get("result"), message.raw.get("error")
+                if isinstance(result, dict):
+                    waiting.set_result(result)
+                else:
+                    reason = error.get("message") if isinstance(error, dict) else None
+                    waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason'}"))
+            return
         if message.method == "notifications/initialized" and not session.initialized:
             session.initialized = True
             await self.sessions.update(session_id, session)
@@ -318,14 +342,20 @@ class McpEndpoint:
             raise self._too_many(exc, call.id) from None
         stream = CallStream(send, heartbeat=self._heartbeat)
         call.notify = stream.notify
+        if call.session_id is not None:
+            call.server_request = self._server_requester(call.session_id, stream)
 
-        async def work() -> bytes:
-            result = self.dispatcher.finish(call, await self.dispatcher.run_tool(call, prepared))
-            return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
+        async def work() -> tuple[int, bytes]:
+            try:
+                result = self.dispatcher.finish(call, await self.dispatcher.run_tool(call, prepared))
+            except ProtocolError as exc:
+                status = modern_http_status(exc.code) if modern else 200
+                return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
+            return 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
 
         key = (call.session_id, call.id) if call.session_id is not None else None
 
-        def track(task: asyncio.Task[bytes]) -> None:
+        def track(task: asyncio.Task[tuple[int, bytes]]) -> None:
             if key is not None:
                 self._inflight[key] = task  # type: ignore[index]
                 task.add_done_callback(lambda _: self._inflight.pop(key, None))  # type: ignore[arg-type]
@@ -333,11 +363,29 @@ class McpEndpoint:
         await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect, background=self._background,
                          on_task=track)
 
+    def _server_requester(self, session_id: str, stream: CallStream) -> Any:
+        """Handshake era: a tool's request to the client goes out on the call's SSE stream; the client answers
+        with a POST that `_session_notification` routes back here."""
+
+        async def request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            self._next_request += 1
+            request_id = f"srv-{self._next_request}"
+            waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._client_replies[(session_id, request_id)] = waiting
+            try:
+                await stream.send_message({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+                return await waiting
+            finally:
+                self._client_replies.pop((session_id, request_id), None)
+
+        return request
+
     async def _batch(self, items: list[Any], receive: Receive, send: Send, headers: dict[str, str],
                      principal: Principal) -> None:
         version = headers.get("mcp-protocol-version")
         if version in MODERN_VERSIONS or "mcp-session-id" not in headers:
             raise _Refused(400, _error_body(None, -32600, "Invalid Request: JSON-RPC batches are not accepted"))
+        await self._check_rate(principal, None)
         session_id, session = await self._session(headers, principal)
         if session.protocol_version != _BATCH_VERSION or not items:
             raise _Refused(400, _error_body(None, -32600, "Invalid Request: batches are only accepted, non-empty, "

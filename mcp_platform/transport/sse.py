@@ -83,20 +83,24 @@ class CallStream:
         """Send one notification as an SSE event (switching the response to SSE if it was not yet)."""
         await self._write(sse_event(to_json({"jsonrpc": "2.0", "method": method, "params": params})))
 
+    async def send_message(self, message: dict[str, Any]) -> None:
+        """Send any JSON-RPC message (a request to the client, in the handshake era) as an SSE event."""
+        await self._write(sse_event(to_json(message)))
+
     async def run(
         self,
-        work: Awaitable[bytes],
+        work: Awaitable[tuple[int, bytes]],
         receive: Receive,
         *,
         cancel_on_disconnect: bool,
         background: set[asyncio.Task[Any]],
-        on_task: Callable[[asyncio.Task[bytes]], None] | None = None,
+        on_task: Callable[[asyncio.Task[tuple[int, bytes]]], None] | None = None,
     ) -> None:
-        """Run `work` (it returns the encoded JSON-RPC reply) and deliver its reply as JSON or as the SSE stream's
-        last event. If the client disconnects, the task is cancelled when `cancel_on_disconnect`; otherwise it
+        """Run `work` (it returns the HTTP status for a JSON reply, and the encoded JSON-RPC reply) and deliver
+        the reply as JSON or as the SSE stream's last event. If the client disconnects, the task is cancelled when `cancel_on_disconnect`; otherwise it
         finishes on its own (bounded by the tool timeout) and its reply is dropped."""
         loop = asyncio.get_running_loop()
-        task: asyncio.Task[bytes] = loop.create_task(work)  # type: ignore[arg-type]
+        task: asyncio.Task[tuple[int, bytes]] = loop.create_task(work)  # type: ignore[arg-type]
         if on_task is not None:
             on_task(task)
         gone = loop.create_task(wait_disconnect(receive))
@@ -124,7 +128,7 @@ class CallStream:
                     await self._send({"type": "http.response.body", "body": b"", "more_body": False})
                     self.closed = True
             return
-        reply = task.result()
+        status, reply = task.result()
         async with self._lock:
             if self.closed:
                 return
@@ -132,7 +136,7 @@ class CallStream:
             if self.started:
                 await self._send({"type": "http.response.body", "body": sse_event(reply), "more_body": False})
             else:
-                await send_json(self._send, 200, reply, self._headers)
+                await send_json(self._send, status, reply, self._headers)
 
 
 def _detach(task: asyncio.Task[Any], background: set[asyncio.Task[Any]]) -> None:

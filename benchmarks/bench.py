@@ -1,0 +1,716 @@
+#!/usr/bin/env python
+"""tools/call throughput and latency: mcp-platform against the official MCP Python SDK, one run, one machine.
+
+Each scenario gets a fresh server: a subprocess running uvicorn with one worker (loop="auto", http="auto", so
+uvloop + httptools when installed, log level warning) pinned to one CPU, while the load generator runs on another.
+The load is a trivial `add(a=1, b=2)` tool call over 16 keep-alive connections: `wrk` when it is on PATH, else a
+bounded asyncio generator in this process. Every scenario is first checked for a correct answer (HTTP 200 and a
+result of 3) and is only loaded if that check passes.
+
+    python benchmarks/bench.py [--duration 10] [--quick] [--json results.json] [--generator auto|wrk|python]
+
+Exit status: 0 when every scenario passed its checks, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ServerKind = Literal["ours", "sdk-sse", "sdk-json"]
+Era = Literal["handshake", "modern"]
+
+HOST = "127.0.0.1"
+PATH = "/mcp"
+TOKEN = "bench-token"
+HANDSHAKE_VERSION = "2025-11-25"
+MODERN_VERSION = "2026-07-28"
+CONNECTIONS = 16
+WARMUP_SECONDS = 2.0
+STARTUP_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 10.0
+
+TOOL_MODULE = '''\
+from mcp_platform import tool
+
+
+@tool(read_only=True, title="Add")
+async def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1.0"},
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    server: ServerKind
+    era: Era
+
+
+SCENARIOS = (
+    Scenario("ours handshake", "ours", "handshake"),
+    Scenario("ours 2026-07-28", "ours", "modern"),
+    Scenario("SDK stateful SSE (default)", "sdk-sse", "handshake"),
+    Scenario("SDK stateful JSON", "sdk-json", "handshake"),
+    Scenario("SDK 2026-07-28 (JSON mode)", "sdk-json", "modern"),
+    Scenario("SDK 2026-07-28 (default mode)", "sdk-sse", "modern"),
+)
+
+
+@dataclass
+class Result:
+    scenario: str
+    server: str
+    era: str
+    ok: bool
+    generator: str = ""
+    requests: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    """Socket errors, timeouts and responses that were not a correct 200, during the measured run."""
+    rss_kib: int | None = None
+    """VmRSS of the server process after its run."""
+    server_stack: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class CheckFailed(Exception):
+    """A scenario's server did not answer as it should."""
+
+
+# -- the server subprocess ----------------------------------------------------------------------------------------
+
+
+def _write_ours_workdir(workdir: Path) -> None:
+    (workdir / "tools").mkdir(parents=True, exist_ok=True)
+    (workdir / "tools" / "bench_tools.py").write_text(TOOL_MODULE)
+    (workdir / "bench.toml").write_text("")
+
+
+def _build_ours(workdir: Path) -> Any:
+    from mcp_platform import create_app, load_settings
+    from mcp_platform.errors import ConfigError
+
+    overrides: dict[str, Any] = {
+        "token": TOKEN,
+        "tools": {"dirs": [str(workdir / "tools")]},
+        "state": {"url": f"sqlite+aiosqlite:///{workdir / 'state.db'}"},
+        "rate_limit": {"enabled": False},
+    }
+    try:
+        settings = load_settings(workdir / "bench.toml", **overrides)
+    except ConfigError:
+        del overrides["rate_limit"]  # an older or newer settings model without it
+        settings = load_settings(workdir / "bench.toml", **overrides)
+    return create_app(settings, capabilities=[])
+
+
+def _build_sdk(json_response: bool) -> Any:
+    from mcp.server.mcpserver import MCPServer
+
+    mcp = MCPServer("bench")
+
+    @mcp.tool()
+    async def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    return mcp.streamable_http_app(json_response=json_response)
+
+
+def serve(kind: ServerKind, workdir: Path, cpu: int | None) -> None:
+    """Child process: bind a free loopback port, report it (and the uvicorn stack) in a file, then serve."""
+    import uvicorn
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    app = _build_ours(workdir) if kind == "ours" else _build_sdk(json_response=kind == "sdk-json")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))  # uvicorn listens only once the lifespan has started: connecting means ready
+    config = uvicorn.Config(app, loop="auto", http="auto", log_level="warning", workers=1)
+    config.load()
+    factory = config.get_loop_factory()
+    info = {
+        "port": str(sock.getsockname()[1]),
+        "http": config.http_protocol_class.__name__,
+        "loop": getattr(factory, "__module__", None) or repr(factory),
+        "cpu": str(sorted(os.sched_getaffinity(0))),
+    }
+    tmp = workdir / "server.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(workdir / "server.json")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    stack: dict[str, str]
+    log: Path
+
+    def rss_kib(self) -> int | None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def start_server(kind: ServerKind, workdir: Path, cpu: int | None) -> Server:
+    workdir.mkdir(parents=True)
+    if kind == "ours":
+        _write_ours_workdir(workdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--workdir", str(workdir)]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    info_file = workdir / "server.json"
+    while not info_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            server = Server(process, 0, {}, log)
+            server.stop()
+            raise CheckFailed(f"{kind} server did not start:\n{server.log_tail()}")
+        time.sleep(0.05)
+    info = json.loads(info_file.read_text())
+    server = Server(process, int(info.pop("port")), info, log)
+    while True:  # wait until it accepts connections (the lifespan has finished starting)
+        try:
+            socket.create_connection((HOST, server.port), timeout=1).close()
+            return server
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise CheckFailed(f"{kind} server never accepted connections:\n{server.log_tail()}") from None
+            time.sleep(0.05)
+
+
+# -- requests -----------------------------------------------------------------------------------------------------
+
+
+def base_headers(server: ServerKind) -> dict[str, str]:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if server == "ours":
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    return headers
+
+
+def call_headers(scenario: Scenario, session_id: str | None) -> dict[str, str]:
+    headers = base_headers(scenario.server)
+    if scenario.era == "modern":
+        headers.update({"MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": "tools/call", "Mcp-Name": "add"})
+    else:
+        headers["MCP-Protocol-Version"] = HANDSHAKE_VERSION
+        if session_id is not None:
+            headers["Mcp-Session-Id"] = session_id
+    return headers
+
+
+def call_body(era: Era, request_id: int) -> bytes:
+    params: dict[str, Any] = {"name": "add", "arguments": {"a": 1, "b": 2}}
+    if era == "modern":
+        params["_meta"] = MODERN_META
+    message = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def split_body(era: Era) -> tuple[str, str]:
+    """The call body around its id, so a load generator can give every request its own id (the SDK's stateful
+    transport keys its response streams by request id, so concurrent requests must not share one)."""
+    marker = 987654321
+    prefix, _, suffix = call_body(era, marker).decode().partition(str(marker))
+    return prefix, suffix
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def messages(self) -> list[Any]:
+        """The JSON-RPC messages in the body: one JSON document, or the `data:` of each SSE event."""
+        if self.headers.get("content-type", "").startswith("text/event-stream"):
+            found = []
+            for event in self.body.decode().replace("\r\n", "\n").split("\n\n"):
+                data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
+                if data:
+                    found.append(json.loads(data))
+            return found
+        return [json.loads(self.body)] if self.body.strip() else []
+
+
+def post(port: int, headers: Mapping[str, str], body: bytes) -> Reply:
+    conn = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    try:
+        conn.request("POST", PATH, body=body, headers=dict(headers))
+        response = conn.getresponse()
+        data = response.read()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def handshake(scenario: Scenario, port: int) -> str:
+    """initialize + notifications/initialized; the session id to load with."""
+    headers = base_headers(scenario.server)
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {},
+                       "clientInfo": {"name": "bench", "version": "1.0"}}}
+    reply = post(port, headers, json.dumps(init).encode())
+    session_id = reply.headers.get("mcp-session-id")
+    results = [m for m in reply.messages() if isinstance(m, dict) and m.get("id") == 0 and "result" in m]
+    if reply.status != 200 or not session_id or not results:
+        raise CheckFailed(f"initialize: HTTP {reply.status}, session {session_id!r}, body {reply.body[:300]!r}")
+    negotiated = results[0]["result"].get("protocolVersion")
+    if negotiated != HANDSHAKE_VERSION:
+        raise CheckFailed(f"initialize negotiated {negotiated!r}, not {HANDSHAKE_VERSION}")
+    headers.update({"Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION})
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    reply = post(port, headers, json.dumps(note).encode())
+    if reply.status != 202:
+        raise CheckFailed(f"notifications/initialized: HTTP {reply.status}, body {reply.body[:300]!r}")
+    return session_id
+
+
+def result_is_three(result: Any) -> bool:
+    if not isinstance(result, dict) or result.get("isError"):
+        return False
+    if result.get("structuredContent") == {"result": 3}:
+        return True
+    content = result.get("content")
+    return isinstance(content, list) and any(
+        isinstance(c, dict) and c.get("type") == "text" and c.get("text") == "3" for c in content)
+
+
+def check_call(scenario: Scenario, port: int, session_id: str | None) -> Reply:
+    """One tools/call, which must answer HTTP 200 with a result of 3."""
+    reply = post(port, call_headers(scenario, session_id), call_body(scenario.era, 1))
+    replies = [m for m in reply.messages() if isinstance(m, dict) and m.get("id") == 1]
+    if reply.status != 200 or len(replies) != 1 or not result_is_three(replies[0].get("result")):
+        raise CheckFailed(f"tools/call: HTTP {reply.status}, content-type {reply.headers.get('content-type')!r}, "
+                          f"body {reply.body[:400]!r}")
+    return reply
+
+
+# -- load: wrk ----------------------------------------------------------------------------------------------------
+
+# `response` checks every reply: status 200 and the tool's text result "3" (both servers put it in
+# content[0].text as "text":"3", in JSON or in an SSE data line).
+WRK_SCRIPT = """\
+wrk.method = "POST"
+{headers}
+local prefix = [==[{prefix}]==]
+local suffix = [==[{suffix}]==]
+local counter = 0
+bad = 0
+local threads = {{}}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. counter .. suffix)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"text":"3"', 1, true) then
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local wrong = 0
+  for _, thread in ipairs(threads) do
+    wrong = wrong + thread:get("bad")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH {{\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"wrong\\":%d," ..
+    "\\"connect\\":%d,\\"read\\":%d,\\"write\\":%d,\\"status\\":%d,\\"timeout\\":%d}}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), wrong,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def wrk_script(scenario: Scenario, session_id: str | None) -> str:
+    prefix, suffix = split_body(scenario.era)
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in call_headers(scenario, session_id).items())
+    return WRK_SCRIPT.format(headers=headers, prefix=prefix, suffix=suffix)
+
+
+def run_wrk(wrk: str, script: Path, port: int, seconds: float) -> dict[str, Any]:
+    cmd = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+           f"http://{HOST}:{port}{PATH}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH ")]
+    if proc.returncode != 0 or not lines:
+        raise CheckFailed(f"wrk failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout[-500:]}")
+    figures: dict[str, Any] = json.loads(lines[-1][len("BENCH "):])
+    figures["output"] = proc.stdout
+    return figures
+
+
+def load_with_wrk(wrk: str, scenario: Scenario, port: int, session_id: str | None, seconds: float,
+                  workdir: Path, result: Result) -> None:
+    script = workdir / "load.lua"
+    script.write_text(wrk_script(scenario, session_id))
+    run_wrk(wrk, script, port, WARMUP_SECONDS)
+    figures = run_wrk(wrk, script, port, seconds)
+    (workdir / "wrk.txt").write_text(figures["output"])
+    result.requests = figures["requests"]
+    result.seconds = figures["duration_us"] / 1e6
+    result.rps = result.requests / result.seconds if result.seconds else 0.0
+    result.p50_ms = figures["p50_us"] / 1000
+    result.p99_ms = figures["p99_us"] / 1000
+    socket_errors = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    result.errors = socket_errors + figures["wrong"]
+    if figures["wrong"]:
+        result.notes.append(f"{figures['wrong']} replies were not HTTP 200 with a result of 3")
+    if socket_errors:
+        result.notes.append("wrk socket errors: " + ", ".join(
+            f"{k} {figures[k]}" for k in ("connect", "read", "write", "timeout") if figures[k]))
+
+
+# -- load: asyncio fallback ---------------------------------------------------------------------------------------
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One HTTP/1.1 response: status, body (Content-Length or chunked, e.g. an SSE stream up to its final
+    event) and whether the connection stays open."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("server closed the connection")
+    status = int(status_line.split()[1])
+    length: int | None = None
+    chunked = False
+    keep_alive = True
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "transfer-encoding" and "chunked" in value:
+            chunked = True
+        elif name == "connection" and value == "close":
+            keep_alive = False
+    if chunked:
+        parts = []
+        while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):  # trailers
+            pass
+        return status, b"".join(parts), keep_alive
+    if length is not None:
+        return status, await reader.readexactly(length), keep_alive
+    return status, await reader.read(), False
+
+
+async def _connection(port: int, head: bytes, prefix: bytes, suffix: bytes, ids: Iterator[int],
+                      stop_at: float, latencies: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        while time.perf_counter() < stop_at:
+            body = prefix + str(next(ids)).encode() + suffix
+            started = time.perf_counter()
+            try:
+                writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                status, reply, keep_alive = await asyncio.wait_for(_read_reply(reader), REQUEST_TIMEOUT)
+            except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                errors.append(type(exc).__name__)
+                return
+            latencies.append(time.perf_counter() - started)
+            if status != 200 or b'"text":"3"' not in reply:
+                errors.append(f"HTTP {status}")
+            if not keep_alive:
+                errors.append("connection closed by server")
+                return
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _python_load(scenario: Scenario, port: int, session_id: str | None,
+                       seconds: float) -> tuple[list[float], list[str], float]:
+    headers = call_headers(scenario, session_id) | {"Host": f"{HOST}:{port}"}
+    head = (f"POST {PATH} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode()
+    prefix, suffix = split_body(scenario.era)
+    ids = iter(range(1, sys.maxsize))
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    stop_at = started + seconds
+    tasks = [_connection(port, head, prefix.encode(), suffix.encode(), ids, stop_at, latencies, errors)
+             for _ in range(CONNECTIONS)]
+    await asyncio.wait_for(asyncio.gather(*tasks), seconds + REQUEST_TIMEOUT + 5)
+    return latencies, errors, time.perf_counter() - started
+
+
+def _percentile(sorted_values: Sequence[float], pct: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def _run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def load_with_python(scenario: Scenario, port: int, session_id: str | None, seconds: float,
+                     result: Result) -> None:
+    _run_async(_python_load(scenario, port, session_id, WARMUP_SECONDS))
+    latencies, errors, elapsed = _run_async(_python_load(scenario, port, session_id, seconds))
+    latencies.sort()
+    result.requests = len(latencies)
+    result.seconds = elapsed
+    result.rps = len(latencies) / elapsed if elapsed else 0.0
+    result.p50_ms = _percentile(latencies, 50) * 1000
+    result.p99_ms = _percentile(latencies, 99) * 1000
+    result.errors = len(errors)
+    if errors:
+        kinds = sorted(set(errors))
+        result.notes.append(f"{len(errors)} errors: " + ", ".join(f"{k} x{errors.count(k)}" for k in kinds))
+
+
+# -- one scenario -------------------------------------------------------------------------------------------------
+
+
+def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path,
+                 cpus: tuple[int, int] | None) -> Result:
+    result = Result(scenario.label, scenario.server, scenario.era, ok=False,
+                    generator="wrk" if wrk else "python-asyncio")
+    workdir = root / scenario.label.replace(" ", "_").replace("(", "").replace(")", "")
+    try:
+        server = start_server(scenario.server, workdir, cpus[0] if cpus else None)
+    except CheckFailed as exc:
+        result.notes.append(str(exc))
+        return result
+    result.server_stack = server.stack
+    try:
+        session_id = handshake(scenario, server.port) if scenario.era == "handshake" else None
+        reply = check_call(scenario, server.port, session_id)
+        result.notes.append(f"answers {reply.headers.get('content-type', '?').split(';')[0]}")
+        if wrk:
+            load_with_wrk(wrk, scenario, server.port, session_id, seconds, workdir, result)
+        else:
+            load_with_python(scenario, server.port, session_id, seconds, result)
+        check_call(scenario, server.port, session_id)  # still answering correctly after the load
+        result.ok = result.errors == 0 and result.requests > 0
+    except (CheckFailed, OSError, subprocess.TimeoutExpired, TimeoutError, ValueError) as exc:
+        result.notes.append(f"failed: {exc}")
+        if tail := server.log_tail():
+            result.notes.append(f"server log:\n{tail}")
+    finally:
+        result.rss_kib = server.rss_kib()
+        server.stop()
+    return result
+
+
+# -- report -------------------------------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(wrk: str | None, cpus: tuple[int, int] | None) -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.partition(":")[2].strip()
+                break
+    wrk_version = ""
+    if wrk:
+        proc = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
+        banner = (proc.stdout or proc.stderr).strip()
+        wrk_version = banner.splitlines()[0].partition(" Copyright")[0] if banner else ""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "uvicorn": _version("uvicorn"),
+        "mcp": _version("mcp"),
+        "mcp-platform": _version("mcp-platform"),
+        "uvloop": _version("uvloop"),
+        "httptools": _version("httptools"),
+        "generator": (wrk_version or "wrk") if wrk else "python-asyncio",
+        "connections": CONNECTIONS,
+        "cpu_model": cpu_model,
+        "cpus": os.cpu_count(),
+        "server_cpu": cpus[0] if cpus else None,
+        "load_cpu": cpus[1] if cpus else None,
+    }
+
+
+def ratios(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
+    """Ours against the SDK's fastest mode, per era."""
+    out: dict[str, dict[str, Any]] = {}
+    for era in ("handshake", "modern"):
+        ours = [r for r in results if r.era == era and r.server == "ours" and r.ok]
+        sdk = [r for r in results if r.era == era and r.server != "ours" and r.ok]
+        if ours and sdk:
+            best = max(sdk, key=lambda r: r.rps)
+            out[era] = {"ours": ours[0].scenario, "sdk_best": best.scenario,
+                        "rps_ratio": round(ours[0].rps / best.rps, 2) if best.rps else None,
+                        "p50_ratio": round(ours[0].p50_ms / best.p50_ms, 2) if best.p50_ms else None}
+    return out
+
+
+def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: float) -> None:
+    print()
+    print(f"Python {env['python']} ({env['implementation']}), uvicorn {env['uvicorn']}, mcp {env['mcp']}, "
+          f"mcp-platform {env['mcp-platform']}, uvloop {env['uvloop']}, httptools {env['httptools']}")
+    stacks = {f"{r.server_stack.get('loop', '?')} + {r.server_stack.get('http', '?')}" for r in results
+              if r.server_stack}
+    print(f"uvicorn stack used by the servers: {', '.join(sorted(stacks)) or 'unknown'}")
+    cpu = f"server on CPU {env['server_cpu']}, load on CPU {env['load_cpu']}" if env["server_cpu"] is not None \
+        else "not pinned (fewer than 2 CPUs)"
+    print(f"Load: {env['generator']}, {CONNECTIONS} connections, {seconds:g} s per scenario after a "
+          f"{WARMUP_SECONDS:g} s warm-up; {cpu}; {env['cpu_model']}")
+    print()
+    header = f"{'scenario':<32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}  status"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        rss = f"{r.rss_kib / 1024:.1f}" if r.rss_kib else "-"
+        if r.requests:
+            print(f"{r.scenario:<32} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {rss:>8}  "
+                  f"{'ok' if r.ok else 'FAILED'}")
+        else:
+            print(f"{r.scenario:<32} {'-':>9} {'-':>8} {'-':>8} {'-':>7} {rss:>8}  FAILED")
+    print()
+    for era, ratio in ratios(results).items():
+        name = "handshake era (2025-11-25)" if era == "handshake" else f"{MODERN_VERSION}"
+        print(f"{name}: {ratio['ours']} / {ratio['sdk_best']} = {ratio['rps_ratio']}x req/s, "
+              f"p50 {ratio['p50_ratio']}x")
+    notes = [(r.scenario, note) for r in results for note in r.notes if not note.startswith("answers ")]
+    if notes:
+        print()
+        for scenario, note in notes:
+            print(f"{scenario}: {note}")
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+
+
+def pick_cpus() -> tuple[int, int] | None:
+    available = sorted(os.sched_getaffinity(0))
+    return (available[0], available[1]) if len(available) >= 2 else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario (default 10)")
+    parser.add_argument("--quick", action="store_true", help="3 s per scenario")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator: wrk if on PATH (auto), or the built-in asyncio one")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="run only scenarios whose name contains TEXT (repeatable)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work folder (server logs, wrk scripts and outputs) and print its path")
+    parser.add_argument("--serve", choices=("ours", "sdk-sse", "sdk-json"), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.serve:  # child process
+        serve(args.serve, args.workdir, args.cpu)
+        return 0
+
+    seconds = 3.0 if args.quick else args.duration
+    if not 1 <= seconds <= 600:
+        parser.error("--duration must be between 1 and 600 seconds")
+    wrk = shutil.which("wrk") if args.generator != "python" else None
+    if args.generator == "wrk" and wrk is None:
+        parser.error("wrk is not on PATH (apt-get install wrk), or use --generator python")
+    cpus = pick_cpus()
+    if cpus is not None:
+        os.sched_setaffinity(0, {cpus[1]})  # this process and wrk; each server pins itself to cpus[0]
+    scenarios = [s for s in SCENARIOS if not args.only or any(t.lower() in s.label.lower() for t in args.only)]
+    if not scenarios:
+        parser.error("--only matched no scenario")
+    env = environment(wrk, cpus)
+
+    results = []
+    with contextlib.ExitStack() as cleanup:
+        if args.keep:
+            tmp = tempfile.mkdtemp(prefix="mcp-bench-")
+            print(f"work folder: {tmp}")
+        else:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mcp-bench-"))
+        for scenario in scenarios:
+            print(f"{scenario.label}: ", end="", flush=True)
+            result = run_scenario(scenario, seconds, wrk, Path(tmp), cpus)
+            results.append(result)
+            print(f"{result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms" if result.ok else "FAILED", flush=True)
+    print_report(results, env, seconds)
+    if args.json:
+        payload = {"environment": env, "seconds": seconds, "warmup_seconds": WARMUP_SECONDS,
+                   "results": [asdict(r) for r in results], "ratios": ratios(results)}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

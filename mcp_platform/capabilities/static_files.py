@@ -1,0 +1,179 @@
+"""Static files capability: list, read and search the files under `static.root`, as tools and as MCP resources.
+
+The tools are thin: confinement, paging and encoding live in `StaticFiles` (static_backend.py). Resources use the
+URI `static:///` + the percent-encoded relative path; a URI is decoded once and then checked exactly like a tool's
+path, so an encoded `..` is refused like a plain one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote, unquote
+
+import anyio.to_thread
+from pydantic import Field
+
+from mcp_platform.capabilities import Capability
+from mcp_platform.capabilities.static_backend import (
+    BadCursor,
+    FileTooLarge,
+    SearchResults,
+    StaticFileChunk,
+    StaticFiles,
+    StaticListing,
+)
+from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS
+from mcp_platform.context import Backends, ToolContext
+from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
+from mcp_platform.registry import tool
+
+if TYPE_CHECKING:
+    from mcp_platform.settings import Settings
+
+__all__ = ["CAPABILITY", "URI_PREFIX", "StaticResourceProvider", "list_static_files", "read_static_file",
+           "search_static_files"]
+
+logger = logging.getLogger(__name__)
+
+URI_PREFIX = "static:///"
+
+PathArg = Annotated[str, Field(max_length=MAX_PATH_CHARS)]
+
+
+@tool(read_only=True, title="List static files")
+async def list_static_files(
+    ctx: ToolContext,
+    path: PathArg = "",
+    pattern: Annotated[str | None, Field(min_length=1, max_length=200)] = None,
+    recursive: bool = False,
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Field(min_length=1, max_length=4096)] = None,
+) -> StaticListing:
+    """List the files and folders under the server's static root, sorted by path, with size, modification time
+    and MIME type. Hidden entries (names starting with '.') are not listed. Long listings come in pages: pass
+    `next_cursor` back as `cursor`, with the same path, pattern and recursive values.
+
+    Args:
+        path: Folder to list, relative to the static root with '/' between names, e.g. 'css'; '' is the root.
+        pattern: Shell-style glob matched against each entry's name (not its folder), e.g. '*.css' or 'logo.*'.
+        recursive: Also list the contents of every subfolder.
+        limit: Most entries in one page (1-1000).
+        cursor: The `next_cursor` of the previous page.
+    """
+    return await ctx.backend(StaticFiles).list_files(path, pattern, recursive, limit, cursor)
+
+
+@tool(read_only=True, title="Read a static file")
+async def read_static_file(
+    ctx: ToolContext,
+    path: PathArg,
+    offset: Annotated[int, Field(ge=0)] = 0,
+    max_bytes: Annotated[int, Field(ge=1)] = 65536,
+) -> StaticFileChunk:
+    """Read a file under the static root: UTF-8 text as text, anything else as base64 with its MIME type. A large
+    file comes in parts: while `truncated` is true, call again with `offset` set to `next_offset`.
+
+    Args:
+        path: File to read, relative to the static root with '/' between names, e.g. 'css/site.css'.
+        offset: Byte offset to start at (0 for the start of the file).
+        max_bytes: Most bytes to return; the server also caps one read (static.max_read_bytes) and keeps results
+            small enough for clients, so fewer may come back.
+    """
+    return await ctx.backend(StaticFiles).read_file(path, offset, max_bytes)
+
+
+@tool(read_only=True, title="Search static files")
+async def search_static_files(
+    ctx: ToolContext,
+    query: Annotated[str, Field(min_length=1, max_length=1000)],
+    path: PathArg = "",
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
+) -> SearchResults:
+    """Find the lines that contain `query` in the text files under the static root (case-insensitive plain text,
+    not a regular expression). Binary files and very large files are skipped. Reports progress as it goes.
+
+    Args:
+        query: Text to look for within single lines.
+        path: Folder (or single file) to search, relative to the static root; '' searches everything.
+        limit: Most matching lines to return (1-500).
+    """
+    return await ctx.backend(StaticFiles).search_files(query, path, limit, progress=ctx.report_progress)
+
+
+class StaticResourceProvider:
+    """Every servable file under the static root as an MCP resource, `static:///css/site.css`."""
+
+    def __init__(self, files: StaticFiles) -> None:
+        self.files = files
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [{
+            "uriTemplate": URI_PREFIX + "{+path}",
+            "name": "static_file",
+            "title": "Static file",
+            "description": "A file under the server's static root, by its path relative to the root, e.g. "
+                           f"{URI_PREFIX}css/site.css. Text comes back as text, other files as base64 blobs.",
+        }]
+
+    def handles(self, uri: str) -> bool:
+        return uri.startswith("static:")
+
+    async def read(self, uri: str) -> list[dict[str, Any]]:
+        not_found = ResourceNotFound("Resource not found", data={"uri": uri})
+        if not uri.startswith(URI_PREFIX) or "?" in uri or "#" in uri:
+            raise not_found
+        try:
+            path = unquote(uri[len(URI_PREFIX):], errors="strict")
+        except UnicodeDecodeError:
+            raise not_found from None
+        try:
+            chunk = await self.files.read_whole(path)
+        except FileTooLarge as exc:
+            raise InvalidParams(str(exc)) from None
+        except ToolError:
+            raise not_found from None
+        key = "text" if chunk.encoding == "text" else "blob"
+        return [{"uri": uri, "mimeType": chunk.mime_type, key: chunk.content}]
+
+    # Defined last: inside the class body, `list` names this method from here on.
+    async def list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            entries, next_cursor = await self.files.resource_page(cursor, limit)
+        except BadCursor:
+            raise InvalidParams("Invalid params: unknown cursor") from None
+        except ToolError as exc:  # the root is missing: list nothing rather than fail every resources/list
+            logger.warning("static resources not listed: %s", exc)
+            return [], None
+        listed: list[dict[str, Any]] = []
+        for entry in entries:
+            item: dict[str, Any] = {"uri": URI_PREFIX + quote(entry.path, safe="/"), "name": entry.path,
+                                    "size": entry.size}
+            if entry.mime_type:
+                item["mimeType"] = entry.mime_type
+            listed.append(item)
+        return listed, next_cursor
+
+
+async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
+    # Resolving the root touches the disk: do it in a worker thread like every other file operation.
+    # With a configured secret_key, cursors verify on every instance behind a load balancer and survive restarts.
+    key = settings.secret_key.get_secret_value().encode() if settings.secret_key else None
+    files = await anyio.to_thread.run_sync(
+        functools.partial(StaticFiles, settings.static, result_budget=settings.tools.max_result_bytes,
+                          cursor_key=hashlib.sha256(b"static-cursor:" + key).digest() if key else None))
+    if not files.root_exists():
+        logger.warning("static files folder %s does not exist; the static-file tools will say so when called",
+                       settings.static.root)
+    backends.add(files)
+    backends.add(StaticResourceProvider(files))
+
+
+CAPABILITY = Capability(
+    name="static_files",
+    tools=[list_static_files, read_static_file, search_static_files],
+    start=_start,
+)

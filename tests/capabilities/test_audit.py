@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mcp_platform.capabilities.audit import AUDIT_LOG, AuditLog, digest_arguments, recent_tool_calls
+from mcp_platform.capabilities.config import ConfigManager
+from mcp_platform.context import Backends
+from mcp_platform.hooks import ToolCallRecord
+from mcp_platform.registry import Registry
+from mcp_platform.stores.sql import StateDB
+from tests.capabilities.support import HOSTILE_STRINGS, call, context, make_settings, principal, state_url, text
+
+SECRET = "correct horse battery staple"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[StateDB]:
+    state = StateDB(state_url(tmp_path))
+    await state.start()
+    yield state
+    await state.close()
+
+
+@pytest.fixture
+async def audit(db: StateDB) -> AsyncIterator[AuditLog]:
+    log = AuditLog(db, retention=1000)
+    await log.start()
+    yield log
+    await log.close()
+
+
+def _record(tool: str = "set_feature_flag", who: str = "alice", **arguments: Any) -> ToolCallRecord:
+    return ToolCallRecord(principal=who, tool=tool, arguments=arguments or {"name": "beta", "enabled": True},
+                          outcome="ok", duration_s=0.0125, started_at=1_700_000_000.5, request_id=7)
+
+
+async def _count(db: StateDB) -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(AUDIT_LOG))).scalar_one())
+
+
+def test_digest_is_canonical_and_short() -> None:
+    first = digest_arguments({"b": 1, "a": [1, "x"]})
+    assert first == digest_arguments({"a": [1, "x"], "b": 1})
+    assert first != digest_arguments({"a": [1, "x"], "b": 2})
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 16
+    assert digest_arguments({"weird": object(), "s": "\ud800"}).startswith("sha256:")
+
+
+@pytest.mark.anyio
+async def test_recent_sees_every_finished_call_with_principal_and_no_raw_value(audit: AuditLog) -> None:
+    await audit.on_tool_call(_record(who="alice", password=SECRET))
+    await audit.on_tool_call(_record(tool="query_records", who="bob", where={"email": SECRET}))
+    entries = await audit.recent(10)
+    assert [(e.principal, e.tool) for e in entries] == [("bob", "query_records"), ("alice", "set_feature_flag")]
+    entry = entries[1]
+    assert entry.args_digest == digest_arguments({"password": SECRET})
+    assert (entry.outcome, entry.duration_ms, entry.request_id, entry.at) == ("ok", 12.5, "7", 1_700_000_000.5)
+    assert entry.time.startswith("2023-11-14T22:13:20.5")
+    assert SECRET not in json.dumps([e.model_dump() for e in entries])
+
+
+@pytest.mark.anyio
+async def test_filter_by_tool_and_limit(audit: AuditLog) -> None:
+    for i in range(5):
+        await audit.on_tool_call(_record(tool="a" if i % 2 else "b", n=i))
+    assert [e.tool for e in await audit.recent(10, "a")] == ["a", "a"]
+    assert len(await audit.recent(3)) == 3
+    assert await audit.recent(10, "never_called") == []
+
+
+@pytest.mark.anyio
+async def test_retention_drops_the_oldest(db: StateDB) -> None:
+    log = AuditLog(db, retention=20)
+    await log.start()
+    try:
+        for i in range(95):
+            await log.on_tool_call(_record(n=i))
+        entries = await log.recent(500)
+        assert await _count(db) <= 22
+        assert entries[0].id == 95
+        assert entries[-1].id >= 95 - 22
+    finally:
+        await log.close()
+
+
+@pytest.mark.anyio
+async def test_close_writes_what_is_queued(tmp_path: Path) -> None:
+    db = StateDB(state_url(tmp_path))
+    await db.start()
+    log = AuditLog(db, retention=100)  # never started: nothing writes until close
+    for i in range(3):
+        await log.on_tool_call(_record(n=i))
+    assert await _count(db) == 0
+    await log.close()
+    assert await _count(db) == 3
+    await log.on_tool_call(_record(n=99))  # after close: written at once
+    assert await _count(db) == 4
+    await db.close()
+
+
+@pytest.mark.anyio
+async def test_a_full_queue_is_written_by_the_caller(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=4)
+    for i in range(4):
+        await log.on_tool_call(_record(n=i))
+    assert await _count(db) == 4
+    await log.close()
+
+
+@pytest.mark.anyio
+async def test_recent_tool_calls_tool(audit: AuditLog) -> None:
+    await audit.on_tool_call(_record(who="alice", token=SECRET))
+    backends = Backends()
+    backends.add(audit)
+    result = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin")))
+    assert not result.is_error
+    assert result.structured["retention"] == 1000
+    assert [e["principal"] for e in result.structured["entries"]] == ["alice"]
+    assert SECRET not in text(result)
+
+
+@pytest.mark.anyio
+async def test_recent_tool_calls_stays_under_the_result_cap(tmp_path: Path, audit: AuditLog) -> None:
+    for i in range(500):
+        await audit.on_tool_call(_record(who=f"principal-{i}", n=i))
+    backends = Backends()
+    backends.add(audit)
+    backends.add(ConfigManager(make_settings(tmp_path, tools={"max_result_bytes": 20_000})))
+    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin")))
+    assert not result.is_error and result.structured["truncated"] is True
+    assert len(text(result)) < 10_000
+    entries = result.structured["entries"]
+    assert 10 < len(entries) < 500 and entries[0]["principal"] == "principal-499"
+    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin")))
+    assert small.structured["truncated"] is False and len(small.structured["entries"]) == 5
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("arguments", [
+    {"limit": 0}, {"limit": 501}, {"limit": 10**12}, {"limit": -1}, {"limit": "many"}, {"limit": 2.5},
+    {"limit": None}, *({"tool": bad} for bad in HOSTILE_STRINGS if bad is not None and bad != "../../etc/passwd"
+                         and bad != "\x00"), {"extra": True},
+])
+async def test_recent_tool_calls_rejects_hostile_arguments(audit: AuditLog, arguments: dict[str, Any]) -> None:
+    backends = Backends()
+    backends.add(audit)
+    result = await call(recent_tool_calls, arguments, context(backends, principal("root", "admin")))
+    assert result.is_error and len(text(result)) < 2000
+
+
+@pytest.mark.anyio
+async def test_odd_but_valid_tool_filters_find_nothing(audit: AuditLog) -> None:
+    backends = Backends()
+    backends.add(audit)
+    for name in ("../../etc/passwd", "\x00", "' OR 1=1 --"):
+        result = await call(recent_tool_calls, {"tool": name}, context(backends, principal("root", "admin")))
+        assert not result.is_error and result.structured["entries"] == []
+
+
+def test_tool_definition_matches_the_catalogue() -> None:
+    built = Registry().add(recent_tool_calls)
+    assert built.spec.scope == "admin" and built.definition["annotations"]["readOnlyHint"] is True
+    limit = built.input_schema["properties"]["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 500, 20)
+    assert set(built.input_schema["properties"]) == {"limit", "tool"}

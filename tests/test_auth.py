@@ -1,0 +1,132 @@
+"""Bearer tokens: hashed storage, scopes and their hierarchy, 401/403 on the wire, revocation, the CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mcp_platform.app import create_app
+from mcp_platform.auth import BearerVerifier, TokenStore, bearer_token, hash_token
+from mcp_platform.auth_types import expand_scopes
+from mcp_platform.cli import main
+from mcp_platform.stores.sql import StateDB
+from tests.support import asgi_client, make_settings, modern_headers, modern_request
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
+    await db.start()
+    try:
+        token = await TokenStore(db).create("ci", ["read"])
+    finally:
+        await db.close()
+    raw = (tmp_path / "state.db").read_bytes()
+    assert token.encode() not in raw
+    rows = sqlite3.connect(tmp_path / "state.db").execute("select token_hash from auth_tokens").fetchall()
+    assert rows == [(hash_token(token),)]
+
+
+@pytest.mark.parametrize(("name", "scopes"), [("", ["read"]), ("bad name", ["read"]), ("x" * 65, ["read"]),
+                                              ("ok", []), ("ok", ["root"]), ("ok'; drop table x;--", ["read"])])
+async def test_token_create_refuses_bad_input(tmp_path: Path, name: str, scopes: list[str]) -> None:
+    db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
+    await db.start()
+    try:
+        with pytest.raises(ValueError):
+            await TokenStore(db).create(name, scopes)
+    finally:
+        await db.close()
+
+
+async def test_verifier_picks_up_new_and_revoked_tokens(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
+    await db.start()
+    clock = Clock()
+    try:
+        store = TokenStore(db)
+        verifier = BearerVerifier(store, env_token=None, clock=clock)
+        await verifier.refresh()
+        token = await store.create("late", ["write"])
+        assert await verifier.verify(token) is None  # refreshed less than a second ago
+        clock.now += 1.5
+        principal = await verifier.verify(token)
+        assert principal is not None and principal.name == "late"
+        assert principal.scopes == frozenset({"read", "write"})
+        await store.revoke("late")
+        assert await verifier.verify(token) is not None  # cached for at most five seconds
+        clock.now += 5
+        assert await verifier.verify(token) is None
+    finally:
+        await db.close()
+
+
+def test_scope_hierarchy() -> None:
+    assert expand_scopes(["admin"]) == {"read", "write", "admin"}
+    assert expand_scopes(["write"]) == {"read", "write"}
+    with pytest.raises(ValueError, match="valid scopes"):
+        expand_scopes(["superuser"])
+
+
+@pytest.mark.parametrize(("header", "expected"), [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None),
+                                                  ("Bearer", None), (None, None), ("Bearer " + "a" * 600, None)])
+def test_bearer_token_parsing(header: str | None, expected: str | None) -> None:
+    assert bearer_token(header) == expected
+
+
+async def test_read_token_sees_only_read_tools_and_gets_403_for_others(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    db = StateDB(settings.state.url)
+    await db.start()
+    try:
+        reader = await TokenStore(db).create("reader", ["read"])
+    finally:
+        await db.close()
+    app = create_app(settings, capabilities=[])
+    async with asgi_client(app, token=reader) as client:
+        listed = await client.post("/mcp", headers=modern_headers("tools/list", token=reader),
+                                   json=modern_request("tools/list"))
+        names = {t["name"] for t in listed.json()["result"]["tools"]}
+        assert "add" in names and "write_thing" not in names and "admin_thing" not in names
+        for tool in ("write_thing", "admin_thing"):
+            response = await client.post("/mcp", headers=modern_headers("tools/call", name=tool, token=reader),
+                                         json=modern_request("tools/call", {"name": tool,
+                                                                            "arguments": {"value": "x"}}))
+            assert response.status_code == 403
+            challenge = response.headers["www-authenticate"]
+            assert 'error="insufficient_scope"' in challenge and "scope=" in challenge
+            assert reader not in response.text
+
+
+def test_cli_token_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCP_PLATFORM_STATE__URL", f"sqlite+aiosqlite:///{tmp_path}/state.db")
+    assert main(["token", "create", "--name", "deploy", "--scopes", "read,write"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("mcpp_") and len(token) > 40
+    assert main(["token", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "deploy\tread,write" in listing and token not in listing
+    assert main(["token", "create", "--name", "deploy"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["token", "revoke", "deploy"]) == 0
+    assert main(["token", "revoke", "deploy"]) == 1
+
+
+def test_no_auth_is_refused_off_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--no-auth", "--host", "0.0.0.0"]) == 2
+    assert "loopback" in capsys.readouterr().err
