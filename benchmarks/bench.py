@@ -88,6 +88,8 @@ class Result:
     era: str
     ok: bool
     generator: str = ""
+    reply_type: str = ""
+    """Content type of the tools/call reply: application/json or text/event-stream."""
     requests: int = 0
     seconds: float = 0.0
     rps: float = 0.0
@@ -97,6 +99,11 @@ class Result:
     """Socket errors, timeouts and responses that were not a correct 200, during the measured run."""
     rss_kib: int | None = None
     """VmRSS of the server process after its run."""
+    server_cpu_pct: float | None = None
+    """CPU time the server used during the measured run, as a share of one CPU: near 100 means the server was
+    the bottleneck; well below means something else was (the load generator, or other processes on its CPU)."""
+    cpu_pressure_pct: float | None = None
+    """Share of the measured run during which some task on the machine waited for a CPU (/proc/pressure/cpu)."""
     server_stack: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -184,6 +191,12 @@ class Server:
                     return int(line.split()[1])
         return None
 
+    def cpu_seconds(self) -> float | None:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -230,6 +243,27 @@ def start_server(kind: ServerKind, workdir: Path, cpu: int | None) -> Server:
                 server.stop()
                 raise CheckFailed(f"{kind} server never accepted connections:\n{server.log_tail()}") from None
             time.sleep(0.05)
+
+
+def _cpu_stall_us() -> int | None:
+    """Microseconds, since boot, during which some runnable task waited for a CPU."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(some.rpartition("total=")[2])
+    return None
+
+
+@contextlib.contextmanager
+def observed(server: Server, result: Result) -> Iterator[None]:
+    """Record the server's CPU use and the machine's CPU pressure over the block (the measured run)."""
+    cpu, stall, started = server.cpu_seconds(), _cpu_stall_us(), time.monotonic()
+    yield
+    wall = time.monotonic() - started
+    cpu_after, stall_after = server.cpu_seconds(), _cpu_stall_us()
+    if cpu is not None and cpu_after is not None and wall > 0:
+        result.server_cpu_pct = round(100 * (cpu_after - cpu) / wall, 1)
+    if stall is not None and stall_after is not None and wall > 0:
+        result.cpu_pressure_pct = round(100 * (stall_after - stall) / 1e6 / wall, 1)
 
 
 # -- requests -----------------------------------------------------------------------------------------------------
@@ -401,12 +435,13 @@ def run_wrk(wrk: str, script: Path, port: int, seconds: float) -> dict[str, Any]
     return figures
 
 
-def load_with_wrk(wrk: str, scenario: Scenario, port: int, session_id: str | None, seconds: float,
+def load_with_wrk(wrk: str, scenario: Scenario, server: Server, session_id: str | None, seconds: float,
                   workdir: Path, result: Result) -> None:
     script = workdir / "load.lua"
     script.write_text(wrk_script(scenario, session_id))
-    run_wrk(wrk, script, port, WARMUP_SECONDS)
-    figures = run_wrk(wrk, script, port, seconds)
+    run_wrk(wrk, script, server.port, WARMUP_SECONDS)
+    with observed(server, result):
+        figures = run_wrk(wrk, script, server.port, seconds)
     (workdir / "wrk.txt").write_text(figures["output"])
     result.requests = figures["requests"]
     result.seconds = figures["duration_us"] / 1e6
@@ -513,10 +548,11 @@ def _run_async(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-def load_with_python(scenario: Scenario, port: int, session_id: str | None, seconds: float,
+def load_with_python(scenario: Scenario, server: Server, session_id: str | None, seconds: float,
                      result: Result) -> None:
-    _run_async(_python_load(scenario, port, session_id, WARMUP_SECONDS))
-    latencies, errors, elapsed = _run_async(_python_load(scenario, port, session_id, seconds))
+    _run_async(_python_load(scenario, server.port, session_id, WARMUP_SECONDS))
+    with observed(server, result):
+        latencies, errors, elapsed = _run_async(_python_load(scenario, server.port, session_id, seconds))
     latencies.sort()
     result.requests = len(latencies)
     result.seconds = elapsed
@@ -546,12 +582,15 @@ def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path
     try:
         session_id = handshake(scenario, server.port) if scenario.era == "handshake" else None
         reply = check_call(scenario, server.port, session_id)
-        result.notes.append(f"answers {reply.headers.get('content-type', '?').split(';')[0]}")
+        result.reply_type = reply.headers.get("content-type", "?").split(";")[0]
         if wrk:
-            load_with_wrk(wrk, scenario, server.port, session_id, seconds, workdir, result)
+            load_with_wrk(wrk, scenario, server, session_id, seconds, workdir, result)
         else:
-            load_with_python(scenario, server.port, session_id, seconds, result)
+            load_with_python(scenario, server, session_id, seconds, result)
         check_call(scenario, server.port, session_id)  # still answering correctly after the load
+        if result.server_cpu_pct is not None and result.server_cpu_pct < 85:
+            result.notes.append(f"the server used only {result.server_cpu_pct:.0f}% of its CPU: req/s is a lower "
+                                "bound, set by the load generator or by contention, not the server's capacity")
         result.ok = result.errors == 0 and result.requests > 0
     except (CheckFailed, OSError, subprocess.TimeoutExpired, TimeoutError, ValueError) as exc:
         result.notes.append(f"failed: {exc}")
@@ -628,22 +667,28 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
     print(f"Load: {env['generator']}, {CONNECTIONS} connections, {seconds:g} s per scenario after a "
           f"{WARMUP_SECONDS:g} s warm-up; {cpu}; {env['cpu_model']}")
     print()
-    header = f"{'scenario':<32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}  status"
+    header = (f"{'scenario':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7} "
+              f"{'srv CPU':>7} {'stall':>5}  {'reply':<6} status")
     print(header)
     print("-" * len(header))
     for r in results:
         rss = f"{r.rss_kib / 1024:.1f}" if r.rss_kib else "-"
-        if r.requests:
-            print(f"{r.scenario:<32} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {rss:>8}  "
-                  f"{'ok' if r.ok else 'FAILED'}")
-        else:
-            print(f"{r.scenario:<32} {'-':>9} {'-':>8} {'-':>8} {'-':>7} {rss:>8}  FAILED")
+        cpu = f"{r.server_cpu_pct:.0f}%" if r.server_cpu_pct is not None else "-"
+        stall = f"{r.cpu_pressure_pct:.0f}%" if r.cpu_pressure_pct is not None else "-"
+        reply = {"application/json": "JSON", "text/event-stream": "SSE"}.get(r.reply_type, r.reply_type or "-")
+        figures = f"{r.rps:>7.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}" if r.requests else \
+            f"{'-':>7} {'-':>7} {'-':>7} {'-':>6}"
+        print(f"{r.scenario:<30} {figures} {rss:>7} {cpu:>7} {stall:>5}  {reply:<6} {'ok' if r.ok else 'FAILED'}")
+    print("srv CPU: the server's CPU time over the measured run (100% = its core saturated, so req/s is its "
+          "capacity).\nstall: share of the run in which some task on the machine waited for a CPU "
+          "(/proc/pressure/cpu), a hint of\ncontention from other processes (or from a saturated load "
+          "generator's core).")
     print()
     for era, ratio in ratios(results).items():
         name = "handshake era (2025-11-25)" if era == "handshake" else f"{MODERN_VERSION}"
         print(f"{name}: {ratio['ours']} / {ratio['sdk_best']} = {ratio['rps_ratio']}x req/s, "
               f"p50 {ratio['p50_ratio']}x")
-    notes = [(r.scenario, note) for r in results for note in r.notes if not note.startswith("answers ")]
+    notes = [(r.scenario, note) for r in results for note in r.notes]
     if notes:
         print()
         for scenario, note in notes:

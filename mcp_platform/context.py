@@ -167,6 +167,12 @@ class ToolContext:
         roots = answer.get("roots", []) if isinstance(answer, dict) else []
         return roots if isinstance(roots, list) else []
 
+    def flag(self, name: str) -> bool:
+        """Whether feature flag `name` is on: declared in the config file, flipped with `set_feature_flag`."""
+        from mcp_platform.capabilities.flags import FlagStore  # capabilities build on this module, not the reverse
+
+        return self.backends.get(FlagStore).is_enabled(name)
+
     def backend(self, kind: type[T]) -> T:
         """The configured backend of type `kind` (raises `LookupError` naming it when absent)."""
         return self.backends.get(kind)

@@ -128,7 +128,8 @@ class ConfigError(McpPlatformError):
 
 
 # 2026-07-28 maps error codes to HTTP statuses; everything else is a 200 with the error in the body.
-_MODERN_STATUS: dict[int, int] = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
+_MODERN_STATUS: dict[int, int] = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400,
+                                  -32601: 404}
 
 
 def modern_http_status(code: int) -> int:

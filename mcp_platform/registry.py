@@ -237,7 +237,7 @@ class Tool:
                 fields[param.name] = (annotation, default)
             else:
                 fields[param.name] = (annotation, Field(default, description=doc))
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             f"{spec.name}_arguments", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
         )
         self._arg_names = tuple(fields)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-import anyio.to_thread
-
 from mcp_platform.errors import ConfigError, InvalidParams, ResourceNotFound
 from mcp_platform.pagination import decode_cursor, encode_cursor
 
@@ -71,7 +69,7 @@ class ResourceProvider(Protocol):
 
     def handles(self, uri: str) -> bool: ...
 
-    async def list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]: ...
+    async def list_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]: ...
 
     async def read(self, uri: str) -> list[dict[str, Any]]: ...
 
@@ -111,15 +109,16 @@ class Resources:
     def __bool__(self) -> bool:
         return bool(self._fixed or self._templates or self._providers)
 
-    async def list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """One page: fixed resources first (by URI), then each provider's own pages."""
         source, inner = 0, None
         if cursor is not None:
             state = decode_cursor(cursor, "resources")
-            source, inner = state.get("s"), state.get("c")
-            if not isinstance(source, int) or not 0 <= source <= len(self._providers) or not (
+            raw_source, inner = state.get("s"), state.get("c")
+            if not isinstance(raw_source, int) or not 0 <= raw_source <= len(self._providers) or not (
                     inner is None or isinstance(inner, str | int)):
                 raise InvalidParams("Invalid params: unknown cursor")
+            source = raw_source
         page: list[dict[str, Any]] = []
         if source == 0:
             fixed = sorted(self._fixed)
@@ -129,7 +128,7 @@ class Resources:
                 return page, encode_cursor("resources", {"s": 0, "c": start + limit})
             source, inner = 1, None
         while source <= len(self._providers) and len(page) < limit:
-            entries, next_inner = await self._providers[source - 1].list(
+            entries, next_inner = await self._providers[source - 1].list_page(
                 inner if isinstance(inner, str) else None, limit - len(page))
             page.extend(entries)
             if next_inner is not None:
@@ -176,6 +175,3 @@ def _contents(uri: str, mime_type: str | None, value: Any) -> list[dict[str, Any
         item["text"] = str(value)
     return [item]
 
-
-async def run_blocking(fn: Callable[[], Any]) -> Any:
-    return await anyio.to_thread.run_sync(fn)

@@ -111,6 +111,6 @@ def running_server(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
 async def mcp_client(url: str, mode: str, token: str | None = TOKEN, **kwargs: Any) -> AsyncIterator[Client]:
     """The official MCP client on `url` (mode: "legacy" for the handshake era, "2026-07-28" for modern)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client:
-            yield client
+    async with (httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client):
+        yield client

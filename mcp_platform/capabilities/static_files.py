@@ -140,7 +140,7 @@ class StaticResourceProvider:
         return [{"uri": uri, "mimeType": chunk.mime_type, key: chunk.content}]
 
     # Defined last: inside the class body, `list` names this method from here on.
-    async def list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         try:
             entries, next_cursor = await self.files.resource_page(cursor, limit)
         except BadCursor:

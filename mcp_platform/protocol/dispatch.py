@@ -262,7 +262,7 @@ class Dispatcher:
         cursor = call.params.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidParams("Invalid params: cursor must be a string")
-        entries, next_cursor = await self.resources.list(cursor, self._page_size())
+        entries, next_cursor = await self.resources.list_page(cursor, self._page_size())
         result: dict[str, Any] = {"resources": entries}
         if next_cursor is not None:
             result["nextCursor"] = next_cursor

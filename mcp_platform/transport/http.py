@@ -20,10 +20,10 @@ from mcp_platform.auth import TokenVerifier, bearer_token
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
     InsufficientScope,
-    ToolError,
     InvalidRequest,
     ProtocolError,
     RateLimited,
+    ToolError,
     UnsupportedProtocolVersion,
     modern_http_status,
 )
@@ -148,8 +148,9 @@ class McpEndpoint:
             return principal
         await self.hooks.note_auth_failure(ip)
         # RFC 6750: no error code when no credentials were sent at all.
-        challenge = 'Bearer realm="mcp-platform"' if token is None and "authorization" not in headers else \
-            'Bearer realm="mcp-platform", error="invalid_token", error_description="The token is missing, unknown or revoked"'
+        challenge = 'Bearer realm="mcp-platform"'
+        if token is not None or "authorization" in headers:
+            challenge += ', error="invalid_token", error_description="The token is unknown, revoked or malformed"'
         raise _Refused(401, _error_body(None, -32001, "Unauthorized: a valid bearer token is required"),
                        [(b"www-authenticate", challenge.encode())])
 
@@ -353,12 +354,14 @@ class McpEndpoint:
                 return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
             return 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
 
-        key = (call.session_id, call.id) if call.session_id is not None else None
+        session_id = call.session_id
 
         def track(task: asyncio.Task[tuple[int, bytes]]) -> None:
-            if key is not None:
-                self._inflight[key] = task  # type: ignore[index]
-                task.add_done_callback(lambda _: self._inflight.pop(key, None))  # type: ignore[arg-type]
+            # Handshake era: `notifications/cancelled` finds the task by (session, request id).
+            if session_id is not None:
+                key = (session_id, call.id)
+                self._inflight[key] = task
+                task.add_done_callback(lambda _: self._inflight.pop(key, None))
 
         await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect, background=self._background,
                          on_task=track)

@@ -97,8 +97,9 @@ class CallStream:
         on_task: Callable[[asyncio.Task[tuple[int, bytes]]], None] | None = None,
     ) -> None:
         """Run `work` (it returns the HTTP status for a JSON reply, and the encoded JSON-RPC reply) and deliver
-        the reply as JSON or as the SSE stream's last event. If the client disconnects, the task is cancelled when `cancel_on_disconnect`; otherwise it
-        finishes on its own (bounded by the tool timeout) and its reply is dropped."""
+        the reply as JSON or as the SSE stream's last event. If the client disconnects, the task is cancelled when
+        `cancel_on_disconnect`; otherwise it finishes on its own (bounded by the tool timeout) and its reply is
+        dropped."""
         loop = asyncio.get_running_loop()
         task: asyncio.Task[tuple[int, bytes]] = loop.create_task(work)  # type: ignore[arg-type]
         if on_task is not None:

@@ -204,7 +204,7 @@ async def test_missing_root_is_named_in_the_error(tmp_path: Path) -> None:
     assert result.is_error
     assert "nowhere" in text(result) and "does not exist" in text(result)
     provider = backends.get(StaticResourceProvider)
-    assert await provider.list(None, 10) == ([], None)
+    assert await provider.list_page(None, 10) == ([], None)
 
 
 HOSTILE_URIS: list[str] = [
@@ -255,7 +255,7 @@ async def test_resource_read_refuses_hostile_uri(tmp_path: Path, uri: str) -> No
 @pytest.mark.anyio
 async def test_resource_list_leaves_out_hidden_and_escaping_files(tmp_path: Path) -> None:
     backends = await start(build_tree(tmp_path))
-    entries, cursor = await backends.get(StaticResourceProvider).list(None, 1000)
+    entries, cursor = await backends.get(StaticResourceProvider).list_page(None, 1000)
     assert cursor is None
     assert [entry["uri"] for entry in entries] == [
         "static:///css/site.css", "static:///index.html", "static:///sub/deep/file.txt"]

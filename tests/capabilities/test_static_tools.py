@@ -342,7 +342,7 @@ async def test_resource_read_equals_tool_read(backends: Backends, path: str) -> 
 async def test_resource_uris_are_percent_encoded_and_read_back(tmp_path: Path) -> None:
     (tmp_path / "sp ace é#1.txt").write_text("odd name\n")
     provider = (await start(tmp_path)).get(StaticResourceProvider)
-    entries, _ = await provider.list(None, 10)
+    entries, _ = await provider.list_page(None, 10)
     assert entries == [{"uri": "static:///sp%20ace%20%C3%A9%231.txt", "name": "sp ace é#1.txt", "size": 9,
                         "mimeType": "text/plain"}]
     assert (await provider.read(entries[0]["uri"]))[0]["text"] == "odd name\n"
@@ -351,11 +351,11 @@ async def test_resource_uris_are_percent_encoded_and_read_back(tmp_path: Path) -
 @pytest.mark.anyio
 async def test_resource_list_pages_cover_every_file_once(backends: Backends) -> None:
     provider = backends.get(StaticResourceProvider)
-    everything, _ = await provider.list(None, 1000)
+    everything, _ = await provider.list_page(None, 1000)
     uris: list[str] = []
     cursor: str | None = None
     while True:
-        page, cursor = await provider.list(cursor, 3)
+        page, cursor = await provider.list_page(cursor, 3)
         uris.extend(entry["uri"] for entry in page)
         if cursor is None:
             break
@@ -367,14 +367,14 @@ async def test_resource_list_pages_cover_every_file_once(backends: Backends) -> 
 @pytest.mark.parametrize("cursor", ["nope", "", "a.b", "x" * 5000])
 async def test_resource_list_refuses_bad_cursor(backends: Backends, cursor: str) -> None:
     with pytest.raises(InvalidParams):
-        await backends.get(StaticResourceProvider).list(cursor, 10)
+        await backends.get(StaticResourceProvider).list_page(cursor, 10)
 
 
 @pytest.mark.anyio
 async def test_resource_list_refuses_a_tool_listing_cursor(backends: Backends) -> None:
     listing = await call(list_static_files, {"recursive": True, "limit": 1}, context(backends))
     with pytest.raises(InvalidParams):
-        await backends.get(StaticResourceProvider).list(listing.structured["next_cursor"], 10)
+        await backends.get(StaticResourceProvider).list_page(listing.structured["next_cursor"], 10)
 
 
 @pytest.mark.anyio

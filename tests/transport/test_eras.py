@@ -304,7 +304,7 @@ async def _list_all(client: httpx2.AsyncClient, token: str = TOKEN) -> list[str]
     names: list[str] = []
     cursor = None
     for _ in range(20):
-        params = {"cursor": cursor} if cursor else {}
+        params: dict[str, Any] = {"cursor": cursor} if cursor else {}
         result = (await client.post("/mcp", headers=modern_headers("tools/list", token=token),
                                     json=modern_request("tools/list", params))).json()["result"]
         names += [t["name"] for t in result["tools"]]

@@ -139,7 +139,8 @@ async def test_oauth_discovery_paths_are_404(client: httpx2.AsyncClient) -> None
 
 
 @pytest.mark.parametrize("body", [b'{"jsonrpc": "2.0", "id": 1, "method": "tools/li', b"not json", b"\xff\xfe{}",
-                                  b"[" * 2000 + b"]" * 2000, b"[" * 3000, b"", b"   ", b'{"a": NaN}', b"{'single': 'quotes'}"])
+                                  b"[" * 2000 + b"]" * 2000, b"[" * 3000, b"", b"   ", b'{"a": NaN}',
+                                  b"{'single': 'quotes'}"])
 async def test_malformed_json_is_400_parse_error(client: httpx2.AsyncClient, body: bytes) -> None:
     response = await client.post("/mcp", headers=modern_headers("tools/list"), content=body)
     assert response.status_code == 400

@@ -47,11 +47,11 @@ async def test_official_client_lists_and_calls_tools(server_url: str, mode: str)
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_progress_and_logs_arrive_before_the_result(server_url: str, mode: str) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
     logs: list[Any] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     async def on_log(params: Any) -> None:
         logs.append(params)
@@ -59,7 +59,7 @@ async def test_progress_and_logs_arrive_before_the_result(server_url: str, mode:
     async with mcp_client(server_url, mode, logging_callback=on_log, log_level="info") as client:
         result = await client.call_tool("steps", {"count": 4}, progress_callback=on_progress)
     assert result.structured_content == {"result": "did 4 steps"}
-    assert [p[0] for p in progress] == [1, 2, 3, 4]
+    assert [p[0] for p in seen] == [1, 2, 3, 4]
     assert [log.data for log in logs] == [f"step {i} of 4" for i in range(1, 5)]
 
 
