@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_platform.auth import BearerVerifier, TokenStore
 from mcp_platform.capabilities import Capability
-from mcp_platform.context import Backends
+from mcp_platform.context import Backends, Clock
 from mcp_platform.discovery import Discovered, discover
 from mcp_platform.errors import ConfigError
 from mcp_platform.hooks import Hooks
@@ -75,9 +75,11 @@ class _Forward:
 
 
 def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None = None,
-               sessions: SessionStore | None = None, overrides: Mapping[str, Any] | None = None) -> Starlette:
+               sessions: SessionStore | None = None, overrides: Mapping[str, Any] | None = None,
+               clock: Clock | None = None) -> Starlette:
     """Build the ASGI app. Nothing is opened until its lifespan starts. `overrides` are the command-line values
-    that outrank the config file; a reload applies them again."""
+    that outrank the config file; a reload applies them again. `clock` replaces the monotonic clock behind rate
+    limits, metric windows and session expiry (tests move it instead of sleeping)."""
     if settings.auth.mode == "none" and not settings.is_loopback:
         raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
                           "server binds a loopback address (127.0.0.1, localhost, ::1)")
@@ -86,7 +88,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.mcp = await _start(settings, caps, sessions, overrides or {}, stack)
+            app.state.mcp = await _start(settings, caps, sessions, overrides or {}, clock or Clock(), stack)
             try:
                 yield
             finally:
@@ -121,11 +123,12 @@ def signing_key(settings: Settings) -> bytes:
 
 
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
-                 overrides: Mapping[str, Any], stack: AsyncExitStack) -> AppState:
+                 overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack) -> AppState:
     from mcp_platform.capabilities.config import ConfigManager, install_sighup
     from mcp_platform.capabilities.orm import ExposedModels, SeedHooks, collect_models, collect_seeds
 
     backends, hooks = Backends(), Hooks()
+    backends.add(clock)
     backends.add(hooks)
     backends.add(settings, Settings)
     manager = ConfigManager(settings, overrides=overrides)
@@ -177,8 +180,8 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         env_token = settings.token.get_secret_value() if settings.token else None
         verifier = BearerVerifier(TokenStore(state_db), env_token)
         await verifier.refresh()
-    session_store = sessions if sessions is not None else MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds,
-                                                   max_sessions=settings.sessions.max_sessions)
+    session_store = sessions if sessions is not None else MemorySessionStore(
+        ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions, clock=clock.now)
     from mcp_platform.capabilities.metrics import Metrics
 
     if (metrics := backends.find(Metrics)) is not None and isinstance(session_store, MemorySessionStore):

@@ -7,13 +7,15 @@ switches that response from JSON to SSE the first time one is sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import MissingClientCapability, ToolError
 
-__all__ = ["LOG_LEVELS", "Backends", "InputRequired", "Notify", "ServerRequest", "ToolContext"]
+__all__ = ["LOG_LEVELS", "Backends", "Clock", "InputRequired", "Notify", "ServerRequest", "ToolContext"]
 
 T = TypeVar("T")
 
@@ -50,6 +52,14 @@ def _valid_answer(method: str, answer: Any) -> bool:
 # RFC 5424 severities, as MCP names them, least severe first.
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LOG_LEVELS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The monotonic clock behind every time-based decision (rate limits, metric windows, session expiry).
+    `create_app(settings, clock=...)` lets tests move time instead of sleeping."""
+
+    now: Callable[[], float] = time.monotonic
 
 
 class Backends:

@@ -50,6 +50,7 @@ class ToolSpec:
     open_world: bool
     timeout: float | None
     input_schema: dict[str, Any] | None = None
+    rate_limited: bool = True
 
 
 @overload
@@ -66,6 +67,7 @@ def tool(
     scope: str | None = None,
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
+    rate_limited: bool = True,
 ) -> F: ...
 
 
@@ -83,6 +85,7 @@ def tool(
     scope: str | None = None,
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
+    rate_limited: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -99,6 +102,7 @@ def tool(
     scope: str | None = None,
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
+    rate_limited: bool = True,
 ) -> Any:
     """Mark a function as an MCP tool. The function is returned unchanged, so it stays callable in tests.
 
@@ -106,7 +110,8 @@ def tool(
     `idempotent`, so that no tool is destructive by accident. `scope` defaults to `read` for read-only tools
     and `write` otherwise. `timeout` (seconds) overrides the server's default. `input_schema` replaces the
     advertised schema with a hand-written one (kept verbatim, e.g. for JSON Schema 2020-12 keywords that type
-    hints cannot express); arguments are still validated against the function's signature.
+    hints cannot express); arguments are still validated against the function's signature. `rate_limited=False`
+    exempts calls from the per-token request budget (for tools that report that budget: asking must be free).
     """
 
     def mark(func: F) -> F:
@@ -141,6 +146,7 @@ def tool(
             open_world=open_world,
             timeout=timeout,
             input_schema=input_schema,
+            rate_limited=rate_limited,
         )
         setattr(func, _SPEC_ATTR, spec)
         return func

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
 from mcp_platform.capabilities import Capability
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.context import Backends, Clock, ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import Registry, tool
@@ -269,7 +269,7 @@ async def server_metrics(ctx: ToolContext, tool: str | None = None) -> MetricsSn
 
 
 async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    metrics = Metrics()
+    metrics = Metrics(clock=(backends.find(Clock) or Clock()).now)
     backends.add(metrics)
     registry = backends.find(Registry)
     if registry is not None:

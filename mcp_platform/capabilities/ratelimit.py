@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from mcp_platform.capabilities import Capability
 from mcp_platform.capabilities.config import ConfigManager
 from mcp_platform.capabilities.metrics import Metrics
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.context import Backends, Clock, ToolContext
 from mcp_platform.errors import RateLimited, ToolError
 from mcp_platform.hooks import Hooks
 from mcp_platform.registry import tool
@@ -281,13 +281,13 @@ async def rate_limit_config(ctx: ToolContext) -> RateLimits:
     return RateLimits.model_validate(ctx.backend(RateLimiter).describe())
 
 
-@tool(read_only=True, title="Check a rate-limit budget")
+@tool(read_only=True, title="Check a rate-limit budget", rate_limited=False)
 async def check_rate_limit(
     ctx: ToolContext,
     key: Annotated[str | None, Field(min_length=1, max_length=256)] = None,
 ) -> BudgetReport:
-    """Show how many requests a caller may still make and when the budget is full again, without spending any.
-    The request carrying this call was itself counted before the tool ran.
+    """Show how many requests a caller may still make and when the budget is full again, without spending any
+    (calls to this tool are not charged either, so asking twice shows the same budget).
 
     Args:
         key: Whose budget: a principal (token) name, or `ip:ADDRESS` for failed logins from a client IP. Omit for
@@ -309,7 +309,8 @@ async def check_rate_limit(
 
 async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
     metrics = backends.find(Metrics)
-    limiter = RateLimiter.from_settings(settings, MemoryRateLimitStore(),
+    clock = backends.find(Clock) or Clock()
+    limiter = RateLimiter.from_settings(settings, MemoryRateLimitStore(), clock=clock.now,
                                         on_reject=metrics.record_rate_limited if metrics is not None else None)
     backends.add(limiter)
     hooks = backends.get(Hooks)

@@ -154,6 +154,14 @@ class McpEndpoint:
         raise _Refused(401, _error_body(None, -32001, "Unauthorized: a valid bearer token is required"),
                        [(b"www-authenticate", challenge.encode())])
 
+    def _exempt(self, message: jsonrpc.Message) -> bool:
+        """A call to a tool marked `rate_limited=False` is not charged to the caller's request budget."""
+        if message.method != "tools/call":
+            return False
+        name = message.params.get("name")
+        tool = self.dispatcher.registry.get(name) if isinstance(name, str) else None
+        return tool is not None and not tool.spec.rate_limited
+
     async def _check_rate(self, principal: Principal, msg_id: Any) -> None:
         if self.hooks.before_request:
             try:
@@ -220,7 +228,8 @@ class McpEndpoint:
             safe_id = msg_id if isinstance(msg_id, str | int) and not isinstance(msg_id, bool) else None
             raise _protocol_refusal(exc, safe_id, modern=version_header in MODERN_VERSIONS) from None
         # After parsing, so that a 429 can name the request it refuses (2026-07-28 errors must echo the id).
-        await self._check_rate(principal, message.id)
+        if not self._exempt(message):
+            await self._check_rate(principal, message.id)
         if is_modern(version_header, decoded):
             await self._modern(receive, send, message, headers, raw, principal)
         elif message.kind == "request" and message.method == "initialize":
