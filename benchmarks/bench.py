@@ -7,7 +7,8 @@ The load is a trivial `add(a=1, b=2)` tool call over 16 keep-alive connections: 
 bounded asyncio generator in this process. Every scenario is first checked for a correct answer (HTTP 200 and a
 result of 3) and is only loaded if that check passes.
 
-    python benchmarks/bench.py [--duration 10] [--quick] [--json results.json] [--generator auto|wrk|python]
+    python benchmarks/bench.py [--duration 10 | --quick] [--repeat N] [--json results.json]
+                               [--generator auto|wrk|python] [--only TEXT] [--keep]
 
 Exit status: 0 when every scenario passed its checks, 1 otherwise.
 """
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ServerKind = Literal["ours", "sdk-sse", "sdk-json"]
+ServerKind = Literal["ours", "sdk-sse", "sdk-json", "starlette"]
 Era = Literal["handshake", "modern"]
 
 HOST = "127.0.0.1"
@@ -78,6 +79,8 @@ SCENARIOS = (
     Scenario("SDK stateful JSON", "sdk-json", "handshake"),
     Scenario("SDK 2026-07-28 (JSON mode)", "sdk-json", "modern"),
     Scenario("SDK 2026-07-28 (default mode)", "sdk-sse", "modern"),
+    # Not MCP: what the same stack does when parsing, dispatching and serialising cost next to nothing.
+    Scenario("ceiling: plain Starlette route", "starlette", "modern"),
 )
 
 
@@ -154,13 +157,44 @@ def _build_sdk(json_response: bool) -> Any:
     return mcp.streamable_http_app(json_response=json_response)
 
 
+def _build_starlette() -> Any:
+    """A plain Starlette route that parses the JSON-RPC body, calls `add` and serialises the reply: the ceiling
+    an MCP server on this stack can approach, with no protocol checks at all."""
+    from pydantic_core import from_json, to_json
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    async def endpoint(request: Request) -> Response:
+        message = from_json(await request.body())
+        value = await add(**message["params"]["arguments"])
+        result = {"content": [{"type": "text", "text": str(value)}], "structuredContent": {"result": value},
+                  "isError": False}
+        return Response(to_json({"jsonrpc": "2.0", "id": message["id"], "result": result}),
+                        media_type="application/json")
+
+    return Starlette(routes=[Route(PATH, endpoint, methods=["POST"])])
+
+
+def build_app(kind: ServerKind, workdir: Path) -> Any:
+    if kind == "ours":
+        return _build_ours(workdir)
+    if kind == "starlette":
+        return _build_starlette()
+    return _build_sdk(json_response=kind == "sdk-json")
+
+
 def serve(kind: ServerKind, workdir: Path, cpu: int | None) -> None:
     """Child process: bind a free loopback port, report it (and the uvicorn stack) in a file, then serve."""
     import uvicorn
 
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-    app = _build_ours(workdir) if kind == "ours" else _build_sdk(json_response=kind == "sdk-json")
+    app = build_app(kind, workdir)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))  # uvicorn listens only once the lifespan has started: connecting means ready
@@ -654,16 +688,23 @@ def best_of(runs: Sequence[Result]) -> Result:
 
 
 def ratios(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
-    """Ours against the SDK's fastest mode, per era."""
+    """Ours against the SDK's fastest mode on each era, and against the plain Starlette ceiling."""
     out: dict[str, dict[str, Any]] = {}
+    ceiling = next((r for r in results if r.server == "starlette" and r.ok and r.rps), None)
     for era in ("handshake", "modern"):
-        ours = [r for r in results if r.era == era and r.server == "ours" and r.ok]
-        sdk = [r for r in results if r.era == era and r.server != "ours" and r.ok]
-        if ours and sdk:
+        ours = next((r for r in results if r.era == era and r.server == "ours" and r.ok), None)
+        sdk = [r for r in results if r.era == era and r.server.startswith("sdk") and r.ok]
+        if ours is None:
+            continue
+        entry: dict[str, Any] = {"ours": ours.scenario}
+        if sdk:
             best = max(sdk, key=lambda r: r.rps)
-            out[era] = {"ours": ours[0].scenario, "sdk_best": best.scenario,
-                        "rps_ratio": round(ours[0].rps / best.rps, 2) if best.rps else None,
-                        "p50_ratio": round(ours[0].p50_ms / best.p50_ms, 2) if best.p50_ms else None}
+            entry |= {"sdk_best": best.scenario,
+                      "rps_ratio": round(ours.rps / best.rps, 2) if best.rps else None,
+                      "p50_ratio": round(ours.p50_ms / best.p50_ms, 2) if best.p50_ms else None}
+        if ceiling is not None:
+            entry["share_of_ceiling"] = round(ours.rps / ceiling.rps, 2)
+        out[era] = entry
     return out
 
 
@@ -697,11 +738,14 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
           "capacity).\nstall: share of the run in which some task on the machine waited for a CPU "
           "(/proc/pressure/cpu), a hint of\ncontention from other processes (or from a saturated load "
           "generator's core).")
-    print()
     for era, ratio in ratios(results).items():
-        name = "handshake era (2025-11-25)" if era == "handshake" else f"{MODERN_VERSION}"
-        print(f"{name}: {ratio['ours']} / {ratio['sdk_best']} = {ratio['rps_ratio']}x req/s, "
-              f"p50 {ratio['p50_ratio']}x")
+        name = "handshake era (2025-11-25)" if era == "handshake" else MODERN_VERSION
+        line = f"{name}: {ratio['ours']}"
+        if "sdk_best" in ratio:
+            line += f" / {ratio['sdk_best']} = {ratio['rps_ratio']}x req/s, p50 {ratio['p50_ratio']}x"
+        if "share_of_ceiling" in ratio:
+            line += f"; {ratio['share_of_ceiling']:.0%} of the plain Starlette ceiling"
+        print(line)
     notes = [(r.scenario, note) for r in results for note in r.notes]
     if repeat > 1:
         notes += [(r.scenario, "req/s of each run: " + ", ".join(map(str, r.all_rps))) for r in results]
@@ -732,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only scenarios whose name contains TEXT (repeatable)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder (server logs, wrk scripts and outputs) and print its path")
-    parser.add_argument("--serve", choices=("ours", "sdk-sse", "sdk-json"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("ours", "sdk-sse", "sdk-json", "starlette"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_platform.auth import BearerVerifier, TokenStore
 from mcp_platform.capabilities import Capability
 from mcp_platform.context import Backends, Clock
-from mcp_platform.discovery import Discovered, discover
+from mcp_platform.discovery import Discovered, ToolLoader
 from mcp_platform.errors import ConfigError
 from mcp_platform.hooks import Hooks
 from mcp_platform.prompts import Prompts
@@ -31,6 +31,8 @@ from mcp_platform.protocol.sessions import MemorySessionStore, SessionStore
 from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
 from mcp_platform.settings import Settings
+from mcp_platform.stores.base import EventStore, Notifier
+from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier
 from mcp_platform.stores.sql import StateDB
 from mcp_platform.transport.http import McpEndpoint
 
@@ -138,8 +140,13 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     stack.push_async_callback(state_db.close)
     backends.add(state_db)
 
-    discovered = discover(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
+    loader = ToolLoader(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
+    discovered = loader.scan()
     backends.add(discovered)
+    notifier: Notifier = MemoryNotifier()
+    events: EventStore = MemoryEventStore(clock=clock.now)
+    backends.add(notifier, Notifier)
+    backends.add(events, EventStore)
     registry, resources, prompts = Registry(), Resources(), Prompts()
     failures = dict(discovered.failures)
     for cap in caps:
@@ -147,7 +154,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
             registry.add(fn)
     for spec in discovered.tools:
         try:
-            registry.add(spec)
+            registry.add(spec, discovered=True)
         except ConfigError as exc:
             failures[spec.fn.__module__] = str(exc)
             logger.error("tool %s not loaded: %s", spec.name, exc)
@@ -166,6 +173,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
 
     for cap in caps:
         await cap.start(settings, backends, stack)
+    _wire_changes(registry, backends, notifier)
     from mcp_platform.capabilities.static_files import StaticResourceProvider
 
     if (static_provider := backends.find(StaticResourceProvider)) is not None:
@@ -189,11 +197,23 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     dispatcher = Dispatcher(settings=settings, registry=registry, resources=resources, prompts=prompts,
                             backends=backends, hooks=hooks, state_codec=RequestStateCodec(signing_key(settings)))
     endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=session_store, verifier=verifier,
-                           hooks=hooks)
+                           hooks=hooks, notifier=notifier, events=events)
 
     async def adopt(new: Settings) -> None:
         dispatcher.settings = new
         endpoint.apply(new)
+        # Tool modules added, changed or removed since the last scan take effect now, and clients hear of it.
+        found = loader.scan()
+        changed, problems = registry.sync_discovered(found.tools)
+        if changed:
+            await registry.changed()
+        if prompts.replace(found.prompts):
+            await notifier.publish({"kind": "prompts"})
+        if resources.replace(found.resources):
+            await notifier.publish({"kind": "resources"})
+        failures.clear()
+        failures.update(found.failures)
+        failures.update(problems)
 
     manager.on_reload.append(adopt)
     stack.callback(install_sighup(manager))
@@ -201,6 +221,26 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
     return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures)
+
+
+def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier) -> None:
+    """Tool-list changes reach every listener; flag-gated tools appear and disappear with their flag."""
+    from mcp_platform.capabilities.flags import FlagStore
+
+    async def tools_changed() -> None:
+        await notifier.publish({"kind": "tools"})
+
+    registry.on_change.append(tools_changed)
+    flags = backends.find(FlagStore)
+    if flags is None:
+        return
+    registry.flag_reader = flags.is_on
+
+    async def flag_flipped(name: str, enabled: bool) -> None:
+        if name in registry.gating_flags():
+            await registry.changed()
+
+    flags.on_change.append(flag_flipped)
 
 
 def _state(request: Request) -> AppState | None:

@@ -1,4 +1,4 @@
-"""The `mcp-platform` command: serve, token, tools, version."""
+"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, llms, version."""
 
 from __future__ import annotations
 
@@ -188,6 +188,85 @@ def _tools(args: argparse.Namespace) -> int:
     return 1 if found.failures else 0
 
 
+def _stdio(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
+
+    from mcp_platform.app import create_app
+    from mcp_platform.transport.stdio import serve_stdio
+
+    if args.directory:
+        # First, so the config file, `tools/`, `static/` and relative state URLs resolve where the project is.
+        if not Path(args.directory).is_dir():
+            print(f"mcp-platform: --directory {args.directory} is not a directory", file=sys.stderr)
+            return 2
+        os.chdir(args.directory)
+    settings = _settings(args)
+    configure_logging(settings.log_level)  # stderr only: stdout carries the protocol
+    app = create_app(settings, overrides=_overrides(args))
+    with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed
+        asyncio.run(serve_stdio(app))
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.connect import run_connect
+
+    return run_connect(args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.doctor import run_doctor
+
+    return run_doctor(args)
+
+
+def _llms(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.llms import run_llms
+
+    return run_llms(args)
+
+
+def _add_onboarding_commands(sub: Any) -> None:
+    from mcp_platform.onboarding.connect import CLIENTS, DEFAULT_NAME, DEFAULT_TOKEN_ENV
+
+    stdio = sub.add_parser("stdio", help="serve the same tools over stdio, for clients that launch a command")
+    stdio.add_argument("--config", help="TOML config file (default ./mcp-platform.toml if present)")
+    stdio.add_argument("--tools-dir", action="append", help="folder of tool modules (repeatable; default ./tools)")
+    stdio.add_argument("--directory", help="project folder to run in (config, tools/ and state resolve there)")
+    stdio.add_argument("--read-only", action="store_true", help="remove every tool that is not read-only")
+    stdio.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    stdio.set_defaults(func=_stdio)
+
+    connect = sub.add_parser("connect", help="print (or --write) the configuration a client needs")
+    connect.add_argument("client", choices=CLIENTS)
+    connect.add_argument("--url", help="the server's MCP URL (default: from the config, http://127.0.0.1:8000/mcp)")
+    connect.add_argument("--token-env", default=DEFAULT_TOKEN_ENV,
+                         help=f"environment variable holding the token (default {DEFAULT_TOKEN_ENV})")
+    connect.add_argument("--name", default=DEFAULT_NAME, help=f"server name in the client (default {DEFAULT_NAME})")
+    connect.add_argument("--write", action="store_true", help="merge the entry into the client's config file")
+    connect.add_argument("--file", help="config file to write instead of the client's default")
+    connect.add_argument("--token-literal", action="store_true",
+                         help="with --write: store the token itself (read from --token-env) instead of a reference")
+    connect.add_argument("--json", action="store_true", help="print only the JSON document")
+    connect.add_argument("--config", help="TOML config file the default URL is read from")
+    connect.set_defaults(func=_connect)
+
+    doctor = sub.add_parser("doctor", help="probe a deployment the way clients do and say what to fix")
+    doctor.add_argument("url", help="the MCP URL, e.g. https://mcp.example.com/mcp")
+    token = doctor.add_mutually_exclusive_group()
+    token.add_argument("--token", help="bearer token (prefer --token-env: arguments show up in process lists)")
+    token.add_argument("--token-env", help=f"environment variable holding the token (default {DEFAULT_TOKEN_ENV})")
+    doctor.add_argument("--origin", help="check that this Origin is accepted (browser-based clients send one)")
+    doctor.add_argument("--timeout", type=float, default=15.0, help="seconds per probe (default 15)")
+    doctor.set_defaults(func=_doctor)
+
+    llms = sub.add_parser("llms", help="generate llms.txt and llms-full.txt from the live registry")
+    llms.add_argument("--check", action="store_true", help="exit 1 if the committed files are out of date")
+    llms.add_argument("--root", default=".", help="repository root to write to and read tools/ from (default .)")
+    llms.set_defaults(func=_llms)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
     tools.add_argument("--config")
     tools.add_argument("--tools-dir", action="append")
     tools.set_defaults(func=_tools)
+
+    _add_onboarding_commands(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _args: print(_version()) or 0)

@@ -177,6 +177,23 @@ class ToolContext:
         roots = answer.get("roots", []) if isinstance(answer, dict) else []
         return roots if isinstance(roots, list) else []
 
+    async def list_changed(self, kind: str) -> None:
+        """Tell every listening client that the `tools`, `prompts` or `resources` list changed."""
+        if kind not in ("tools", "prompts", "resources"):
+            raise ValueError("kind must be 'tools', 'prompts' or 'resources'")
+        await self._publish({"kind": kind})
+
+    async def resource_updated(self, uri: str) -> None:
+        """Tell clients subscribed to `uri` that it changed."""
+        await self._publish({"kind": "resource", "uri": uri})
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        from mcp_platform.stores.base import Notifier
+
+        notifier: Notifier | None = self.backends.find(Notifier)  # type: ignore[type-abstract]
+        if notifier is not None:
+            await notifier.publish(event)
+
     def flag(self, name: str) -> bool:
         """Whether feature flag `name` is on: declared in the config file, flipped with `set_feature_flag`."""
         from mcp_platform.capabilities.flags import FlagStore  # capabilities build on this module, not the reverse

@@ -19,7 +19,7 @@ from mcp_platform.prompts import PromptSpec, spec_of_prompt
 from mcp_platform.registry import ToolSpec, spec_of
 from mcp_platform.resources import ResourceSpec, spec_of_resource
 
-__all__ = ["Discovered", "discover"]
+__all__ = ["Discovered", "ToolLoader", "discover"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,28 +74,59 @@ def collect(objects: Iterable[Any], found: Discovered) -> None:
             found.prompts.append(prompt_spec)
 
 
+class ToolLoader:
+    """Imports the tool folders' modules and, on each later `scan()` (a config reload), imports only new or changed
+    files and forgets deleted ones, so a reload can add, change or remove tools without a restart."""
+
+    def __init__(self, folders: Iterable[Path], *, required: Iterable[Path] = ()) -> None:
+        self._folders = [Path(f) for f in folders]
+        self._required = {Path(p).resolve() for p in required}
+        self._loaded: dict[Path, tuple[int, ModuleType]] = {}
+
+    def scan(self) -> Discovered:
+        found = Discovered()
+        seen: set[Path] = set()
+        for folder in self._folders:
+            if not folder.is_dir():
+                if folder.resolve() in self._required:
+                    found.failures[str(folder)] = "tool folder does not exist"
+                continue
+            for path in sorted(folder.glob("*.py")):
+                if path.name.startswith("_"):
+                    continue
+                seen.add(path)
+                module = self._module(path, found)
+                if module is None:
+                    continue
+                found.modules.append(module)
+                # Only what the module defines itself, so an imported helper's tools are not registered twice.
+                own = [v for v in vars(module).values() if getattr(v, "__module__", None) == module.__name__]
+                collect(own, found)
+        for gone in set(self._loaded) - seen:
+            del self._loaded[gone]
+        return found
+
+    def _module(self, path: Path, found: Discovered) -> ModuleType | None:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError as exc:
+            found.failures[str(path)] = f"{type(exc).__name__}: {exc}"
+            return None
+        cached = self._loaded.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            module = _import(path)
+        except Exception as exc:
+            found.failures[str(path)] = _describe(exc, path)
+            logger.error("could not load tool module %s: %s", path, found.failures[str(path)])
+            self._loaded.pop(path, None)
+            return None
+        self._loaded[path] = (mtime, module)
+        return module
+
+
 def discover(folders: Iterable[Path], *, required: Iterable[Path] = ()) -> Discovered:
-    """Import the modules of `folders`. A folder in `required` that does not exist is a failure; others are
+    """Import the modules of `folders` once. A folder in `required` that does not exist is a failure; others are
     skipped silently (the default `./tools` need not exist)."""
-    found = Discovered()
-    must_exist = {Path(p).resolve() for p in required}
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            if folder.resolve() in must_exist:
-                found.failures[str(folder)] = "tool folder does not exist"
-            continue
-        for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            try:
-                module = _import(path)
-            except Exception as exc:
-                found.failures[str(path)] = _describe(exc, path)
-                logger.error("could not load tool module %s: %s", path, found.failures[str(path)])
-                continue
-            found.modules.append(module)
-            # Only what the module defines itself, so an imported helper's tools are not registered twice.
-            own = [v for v in vars(module).values() if getattr(v, "__module__", None) == module.__name__]
-            collect(own, found)
-    return found
+    return ToolLoader(folders, required=required).scan()

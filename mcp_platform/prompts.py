@@ -82,6 +82,14 @@ class Prompts:
     def __bool__(self) -> bool:
         return bool(self._items)
 
+    def replace(self, specs: list[PromptSpec]) -> bool:
+        """Make the prompts exactly `specs` (a reload re-scanned the tool folders); True when clients see a change."""
+        before = {name: spec.definition() for name, spec in self._items.items()}
+        self._items = {}
+        for spec in specs:
+            self.add(spec)
+        return before != {name: spec.definition() for name, spec in self._items.items()}
+
     def all(self) -> list[PromptSpec]:
         return [self._items[name] for name in sorted(self._items)]
 

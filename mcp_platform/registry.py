@@ -11,7 +11,7 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints, overload
 
@@ -51,6 +51,7 @@ class ToolSpec:
     timeout: float | None
     input_schema: dict[str, Any] | None = None
     rate_limited: bool = True
+    flag: str | None = None
 
 
 @overload
@@ -68,6 +69,7 @@ def tool(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     rate_limited: bool = True,
+    flag: str | None = None,
 ) -> F: ...
 
 
@@ -86,6 +88,7 @@ def tool(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     rate_limited: bool = True,
+    flag: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -103,6 +106,7 @@ def tool(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     rate_limited: bool = True,
+    flag: str | None = None,
 ) -> Any:
     """Mark a function as an MCP tool. The function is returned unchanged, so it stays callable in tests.
 
@@ -112,6 +116,8 @@ def tool(
     advertised schema with a hand-written one (kept verbatim, e.g. for JSON Schema 2020-12 keywords that type
     hints cannot express); arguments are still validated against the function's signature. `rate_limited=False`
     exempts calls from the per-token request budget (for tools that report that budget: asking must be free).
+    `flag` names a feature flag: the tool is listed and callable only while that flag is on, and clients are told
+    when the tool list changes.
     """
 
     def mark(func: F) -> F:
@@ -147,6 +153,7 @@ def tool(
             timeout=timeout,
             input_schema=input_schema,
             rate_limited=rate_limited,
+            flag=flag,
         )
         setattr(func, _SPEC_ATTR, spec)
         return func
@@ -358,13 +365,20 @@ def _explain_validation(tool_name: str, exc: ValidationError) -> str:
 
 
 class Registry:
-    """Tools by name, listed in a stable order and filtered by the caller's scopes."""
+    """Tools by name, listed in a stable order and filtered by the caller's scopes and by feature flags.
+
+    `on_change` callbacks run (in order, awaited by whoever changed the set) whenever what clients see changes:
+    a tool added, removed or redefined, or a flag that gates a tool flipped.
+    """
 
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
-        self._listing: dict[frozenset[str], list[Tool]] = {}
+        self._discovered: set[str] = set()
+        self._listing: dict[tuple[frozenset[str], tuple[bool, ...]], list[Tool]] = {}
+        self.flag_reader: Callable[[str], bool] = lambda _name: True
+        self.on_change: list[Callable[[], Awaitable[None]]] = []
 
-    def add(self, spec_or_fn: ToolSpec | Callable[..., Any]) -> Tool:
+    def add(self, spec_or_fn: ToolSpec | Callable[..., Any], *, discovered: bool = False) -> Tool:
         spec = spec_or_fn if isinstance(spec_or_fn, ToolSpec) else spec_of(spec_or_fn)
         if spec is None:
             raise ConfigError(f"{spec_or_fn!r} is not decorated with @tool")
@@ -372,6 +386,8 @@ class Registry:
             raise ConfigError(f"two tools are named {spec.name!r}")
         built = Tool(spec)
         self._tools[spec.name] = built
+        if discovered:
+            self._discovered.add(spec.name)
         self._listing.clear()
         return built
 
@@ -380,10 +396,49 @@ class Registry:
 
     def remove(self, name: str) -> None:
         self._tools.pop(name, None)
+        self._discovered.discard(name)
         self._listing.clear()
 
+    def sync_discovered(self, specs: Iterable[ToolSpec]) -> tuple[bool, dict[str, str]]:
+        """Make the discovered tools exactly `specs` (after a reload re-scanned the tool folders); built-in tools
+        are untouched. Returns whether the visible set changed, and tools that could not be added."""
+        failures: dict[str, str] = {}
+        before = {name: self._tools[name].definition for name in self._discovered}
+        incoming = {spec.name: spec for spec in specs}
+        for name in list(self._discovered):
+            if name not in incoming:
+                self.remove(name)
+        for name, spec in incoming.items():
+            current = self._tools.get(name)
+            if current is not None and name not in self._discovered:
+                failures[name] = f"a built-in tool is already named {name!r}"
+                continue
+            if current is not None and current.fn is spec.fn:
+                continue
+            self._tools.pop(name, None)
+            try:
+                self.add(spec, discovered=True)
+            except ConfigError as exc:
+                failures[name] = str(exc)
+        after = {name: self._tools[name].definition for name in self._discovered}
+        self._listing.clear()
+        return before != after, failures
+
+    async def changed(self) -> None:
+        """Tell listeners the tool list changed (callers: after a sync, or when a gating flag flipped)."""
+        self._listing.clear()
+        for callback in self.on_change:
+            await callback()
+
+    def gating_flags(self) -> set[str]:
+        return {t.spec.flag for t in self._tools.values() if t.spec.flag is not None}
+
     def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+        """The tool if it exists and its flag (if any) is on."""
+        found = self._tools.get(name)
+        if found is not None and found.spec.flag is not None and not self.flag_reader(found.spec.flag):
+            return None
+        return found
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
@@ -395,10 +450,15 @@ class Registry:
         return [self._tools[name] for name in sorted(self._tools)]
 
     def visible_to(self, principal: Principal) -> list[Tool]:
-        """Tools `principal` may call, sorted by name; cached per scope set because it is on every tools/list."""
-        cached = self._listing.get(principal.scopes)
+        """Tools `principal` may call, sorted by name; cached per scope set and flag state (it is on every
+        tools/list)."""
+        flags = tuple(sorted(self.gating_flags()))
+        state = tuple(self.flag_reader(flag) for flag in flags)
+        key = (principal.scopes, state)
+        cached = self._listing.get(key)
         if cached is None:
-            cached = [t for t in self.all() if principal.allows(t.spec.scope)]
-            self._listing[principal.scopes] = cached
+            enabled = {flag for flag, on in zip(flags, state, strict=True) if on}
+            cached = [t for t in self.all() if principal.allows(t.spec.scope)
+                      and (t.spec.flag is None or t.spec.flag in enabled)]
+            self._listing[key] = cached
         return cached
-

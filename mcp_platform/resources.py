@@ -103,6 +103,14 @@ class Resources:
         else:
             self._fixed[spec.uri] = spec
 
+    def replace(self, specs: list[ResourceSpec]) -> bool:
+        """Make the decorated resources exactly `specs` (providers stay); True when the listing changed."""
+        before = sorted(s.uri for s in [*self._fixed.values(), *(t for t, _ in self._templates)])
+        self._fixed, self._templates = {}, []
+        for spec in specs:
+            self.add(spec)
+        return before != sorted(s.uri for s in [*self._fixed.values(), *(t for t, _ in self._templates)])
+
     def add_provider(self, provider: ResourceProvider) -> None:
         self._providers.append(provider)
 

@@ -118,8 +118,9 @@ class DatabaseSettings(_Section):
     statement_timeout_seconds: float = Field(10.0, gt=0)
     max_rows: int = Field(500, ge=1)
     """Rows per page at most, whatever `limit` asks."""
-    max_result_bytes: int = Field(60_000, ge=1024)
-    """A page is cut (with a cursor to continue) before its JSON grows past this."""
+    max_result_bytes: int = Field(30_000, ge=1024)
+    """A page is cut (with a cursor to continue) before its JSON grows past this. The reply carries the page twice
+    (structured, and as text for older clients), so keep it under half of `tools.max_result_bytes`."""
 
 
 class StaticSettings(_Section):
@@ -129,6 +130,8 @@ class StaticSettings(_Section):
     """Serve dot-files and dot-folders."""
     max_read_bytes: int = Field(1024 * 1024, ge=1)
     """Most bytes one read returns."""
+    watch_seconds: float = Field(2.0, ge=0)
+    """How often the root is checked for changes to tell listening clients (0 turns watching off)."""
 
 
 class RateLimitSettings(_Section):

@@ -7,7 +7,7 @@ are cached in memory so `get()` costs no query; the cache is refreshed on every 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -87,6 +87,8 @@ class FlagStore:
         self._declared = dict(declared)
         self._clock = clock
         self._stored: dict[str, _Stored] = {}
+        self.on_change: list[Callable[[str, bool], Awaitable[None]]] = []
+        """Awaited after a value is stored: (flag name, new value). The app hides or shows flag-gated tools."""
 
     async def load(self) -> None:
         """Read every stored value into memory (at start, or to see changes other instances made)."""
@@ -146,8 +148,19 @@ class FlagStore:
             await conn.execute(delete(FEATURE_FLAGS).where(FEATURE_FLAGS.c.name == name))
             await conn.execute(insert(FEATURE_FLAGS).values(name=name, enabled=stored.enabled,
                                                             updated_at=stored.updated_at, updated_by=stored.updated_by))
+        changed = self.is_enabled(name) != enabled
         self._stored[name] = stored
+        if changed:
+            for callback in self.on_change:
+                await callback(name, enabled)
         return self.state(name)
+
+    def is_on(self, name: str) -> bool:
+        """Like `is_enabled`, but an undeclared flag is simply off (for gating, where raising helps nobody)."""
+        try:
+            return self.is_enabled(name)
+        except UnknownFlagError:
+            return False
 
 
 @tool(read_only=True, title="Feature flags")

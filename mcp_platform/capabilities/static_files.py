@@ -7,10 +7,12 @@ path, so an encoded `..` is refused like a plain one.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, unquote
 
@@ -27,9 +29,11 @@ from mcp_platform.capabilities.static_backend import (
     StaticListing,
 )
 from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS
+from mcp_platform.capabilities.static_watch import StaticWatcher
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
 from mcp_platform.registry import tool
+from mcp_platform.stores.base import Notifier
 
 if TYPE_CHECKING:
     from mcp_platform.settings import Settings
@@ -170,6 +174,17 @@ async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) 
                        settings.static.root)
     backends.add(files)
     backends.add(StaticResourceProvider(files))
+    notifier = backends.find(Notifier)  # type: ignore[type-abstract]
+    if notifier is not None and settings.static.watch_seconds > 0:
+        def listening() -> bool:
+            # A notifier that cannot count its listeners (a shared one) is assumed to have some.
+            count = getattr(notifier, "subscriber_count", None)
+            return not isinstance(count, int) or count > 0
+
+        watcher = StaticWatcher(Path(settings.static.root), notifier, interval=settings.static.watch_seconds,
+                                allow_hidden=settings.static.allow_hidden, listening=listening)
+        task = asyncio.get_running_loop().create_task(watcher.run())
+        stack.callback(task.cancel)
 
 
 CAPABILITY = Capability(

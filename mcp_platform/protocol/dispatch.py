@@ -97,13 +97,11 @@ class Dispatcher:
         self.capabilities = self._capabilities()
 
     def _capabilities(self) -> dict[str, Any]:
-        """Handshake-era capabilities. At 2026-07-28 `resources/subscribe` is gone, and list-changed would promise
-        `subscriptions/listen`, so discover advertises the plain capabilities (see `discover`)."""
-        caps: dict[str, Any] = {"tools": {"listChanged": False}, "logging": {}, "completions": {}}
-        if self.resources:
-            caps["resources"] = {"subscribe": True, "listChanged": False}
-        if self.prompts:
-            caps["prompts"] = {"listChanged": False}
+        """List changes go out on the handshake-era GET stream and on 2026-07-28 `subscriptions/listen`; resource
+        updates to subscribers of either."""
+        caps: dict[str, Any] = {"tools": {"listChanged": True}, "logging": {}, "completions": {},
+                                "resources": {"subscribe": True, "listChanged": True},
+                                "prompts": {"listChanged": True}}
         return caps
 
     # -- handshake era -------------------------------------------------------------------------------------
@@ -363,10 +361,8 @@ class Dispatcher:
         return {}
 
     async def discover(self, call: Call) -> dict[str, Any]:
-        caps = {name: {} if name in ("resources", "prompts", "tools") else value
-                for name, value in self.capabilities.items()}
         result: dict[str, Any] = {"supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
-                                  "capabilities": caps, "ttlMs": 0, "cacheScope": "public"}
+                                  "capabilities": self.capabilities, "ttlMs": 0, "cacheScope": "public"}
         if self.settings.instructions:
             result["instructions"] = self.settings.instructions
         return result

@@ -33,8 +33,17 @@ from mcp_platform.protocol.dispatch import Call, Dispatcher
 from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
 from mcp_platform.protocol.sessions import SessionData, SessionsFull, SessionStore
 from mcp_platform.settings import Settings
+from mcp_platform.stores.base import EventStore, Notifier
 from mcp_platform.transport.guards import HostOriginGuard, accepts, is_json_content_type
-from mcp_platform.transport.sse import CallStream, hold_stream, send_json, send_status
+from mcp_platform.transport.sse import CallStream, send_json, send_status
+from mcp_platform.transport.streams import (
+    StreamRecorder,
+    listen_events,
+    listen_filter,
+    replay,
+    serve_stream,
+    session_notifications,
+)
 
 __all__ = ["McpEndpoint"]
 
@@ -43,6 +52,8 @@ logger = logging.getLogger(__name__)
 _ALLOW_ALL = [(b"allow", b"GET, POST, DELETE")]
 _ALLOW_POST = [(b"allow", b"POST")]
 _BATCH_VERSION = "2025-03-26"  # the only revision whose Streamable HTTP accepted JSON-RPC batches
+_RESUMABLE = ("2025-03-26", "2025-06-18", "2025-11-25")  # Streamable HTTP revisions with Last-Event-ID
+_PRIMING = ("2025-11-25",)  # revisions whose streams open with a priming event (SEP-1699)
 
 
 def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes:
@@ -66,11 +77,14 @@ def _protocol_refusal(exc: ProtocolError, msg_id: Any, *, modern: bool, status: 
 
 class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
-                 verifier: TokenVerifier | None, hooks: Hooks) -> None:
+                 verifier: TokenVerifier | None, hooks: Hooks, notifier: Notifier,
+                 events: EventStore | None = None) -> None:
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.verifier = verifier
         self.hooks = hooks
+        self.notifier = notifier
+        self.events = events
         self.apply(settings)
         self._inflight: dict[tuple[str, Any], asyncio.Task[tuple[int, bytes]]] = {}
         self._client_replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
@@ -255,6 +269,14 @@ class McpEndpoint:
                 self._check_param_headers(message, headers)
         except ProtocolError as exc:
             raise _protocol_refusal(exc, message.id, modern=True) from None
+        if message.method == "subscriptions/listen":
+            try:
+                granted = listen_filter(message.params)
+            except ProtocolError as exc:
+                raise _protocol_refusal(exc, message.id, modern=True) from None
+            await serve_stream(send, receive, listen_events(self.notifier, granted, message.id),
+                               heartbeat=self._heartbeat)
+            return
         call = Call(message.id, message.method, message.params, principal, True, envelope.protocol_version,  # type: ignore[arg-type]
                     envelope.client_capabilities, log_level=envelope.log_level)
         await self._respond(call, receive, send, cancel_on_disconnect=True)
@@ -350,7 +372,11 @@ class McpEndpoint:
             raise self._forbidden(exc, call.id) from None
         except RateLimited as exc:
             raise self._too_many(exc, call.id) from None
-        stream = CallStream(send, heartbeat=self._heartbeat)
+        recorder = None
+        if self.events is not None and call.session_id is not None and call.protocol_version in _RESUMABLE:
+            recorder = StreamRecorder(self.events, call.session_id, prime=call.protocol_version in _PRIMING,
+                                      retry_ms=int(self._heartbeat * 1000))
+        stream = CallStream(send, heartbeat=self._heartbeat, recorder=recorder)
         call.notify = stream.notify
         if call.session_id is not None:
             call.server_request = self._server_requester(call.session_id, stream)
@@ -435,17 +461,33 @@ class McpEndpoint:
         if not accepts(headers.get("accept"), json=False, sse=True):
             raise _Refused(406, _error_body(None, -32600, "Not Acceptable: Accept must list text/event-stream"))
         session_id, _ = await self._session(headers, principal)
+        last_event_id = headers.get("last-event-id")
+        if last_event_id is not None:
+            # Resuming a call's stream: only that stream's events, then the stream ends with its reply.
+            if self.events is None or not await self.events.exists(session_id, last_event_id):
+                raise _Refused(404, _error_body(None, -32600, "Unknown Last-Event-ID for this session"))
+            await serve_stream(send, receive, replay(self.events, session_id, last_event_id),
+                               heartbeat=self._heartbeat)
+            return
         if session_id in self._get_streams:
             raise _Refused(409, _error_body(None, -32600, "Conflict: this session already has a GET stream"))
+
+        async def subscriptions() -> list[str]:
+            session = await self.sessions.get(session_id)
+            return session.subscriptions if session is not None else []
+
         self._get_streams.add(session_id)
         try:
-            await hold_stream(send, receive, heartbeat=self._heartbeat)
+            await serve_stream(send, receive, session_notifications(self.notifier, subscriptions),
+                               heartbeat=self._heartbeat)
         finally:
             self._get_streams.discard(session_id)
 
     async def _delete(self, send: Send, headers: dict[str, str], principal: Principal) -> None:
         session_id, _ = await self._session(headers, principal)
         await self.sessions.delete(session_id)
+        if self.events is not None:
+            await self.events.forget_session(session_id)
         for (owner, _request_id), task in list(self._inflight.items()):
             if owner == session_id:
                 task.cancel()

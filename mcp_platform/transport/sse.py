@@ -7,15 +7,14 @@ quiet, and a client that goes away can be noticed (and, where the era says so, c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_core import to_json
 from starlette.types import Receive, Send
 
-__all__ = ["SSE_HEADERS", "CallStream", "send_json", "send_status", "sse_event", "wait_disconnect"]
+__all__ = ["SSE_HEADERS", "CallStream", "Recorder", "send_json", "send_status", "sse_event", "wait_disconnect"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +52,29 @@ async def wait_disconnect(receive: Receive) -> None:
         pass
 
 
-class CallStream:
-    """The response to one request whose handler may emit notifications before its reply."""
+class Recorder(Protocol):
+    """Keeps a stream's events for `Last-Event-ID` resumption (see `transport.streams.StreamRecorder`)."""
 
-    def __init__(self, send: Send, *, heartbeat: float, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    async def append(self, data: bytes) -> str: ...
+
+    async def priming(self) -> bytes: ...
+
+    async def finish(self) -> None: ...
+
+
+class CallStream:
+    """The response to one request whose handler may emit notifications before its reply. With a `recorder`
+    (handshake-era sessions), every event also goes to the event store, even after the client left, so that it can
+    resume the stream with `Last-Event-ID`."""
+
+    def __init__(self, send: Send, *, heartbeat: float, headers: Iterable[tuple[bytes, bytes]] = (),
+                 recorder: Recorder | None = None) -> None:
         self._send = send
         self._heartbeat = heartbeat
         self._headers = list(headers)
+        self._recorder = recorder
         self._lock = asyncio.Lock()
+        self._final_id: str | None = None
         self.started = False
         self.closed = False
 
@@ -68,24 +82,46 @@ class CallStream:
         if not self.started:
             self.started = True
             await self._send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *self._headers]})
+            if self._recorder is not None:
+                await self._send({"type": "http.response.body", "body": await self._recorder.priming(),
+                                  "more_body": True})
 
-    async def _write(self, chunk: bytes) -> None:
+    async def _emit(self, message: bytes | None) -> None:
+        """Send one event (or a heartbeat when `message` is None), recording it first when resumable."""
         async with self._lock:
-            if self.closed:
-                return
             try:
-                await self._start()
-                await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if not self.closed:
+                    await self._start()
+                event_id = await self._recorder.append(message) if self._recorder and message is not None else None
+                if not self.closed:
+                    chunk = _PING if message is None else sse_event(message, event_id)
+                    await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
             except OSError:  # the client went away; the disconnect watcher handles the rest
                 self.closed = True
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Send one notification as an SSE event (switching the response to SSE if it was not yet)."""
-        await self._write(sse_event(to_json({"jsonrpc": "2.0", "method": method, "params": params})))
+        await self._emit(to_json({"jsonrpc": "2.0", "method": method, "params": params}))
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send any JSON-RPC message (a request to the client, in the handshake era) as an SSE event."""
-        await self._write(sse_event(to_json(message)))
+        await self._emit(to_json(message))
+
+    async def _recorded(self, work: Awaitable[tuple[int, bytes]]) -> tuple[int, bytes]:
+        """Run `work`; when the reply will go out as SSE (or nobody is listening any more), record it as the
+        stream's last event so a resuming client gets it exactly once."""
+        try:
+            status, reply = await work
+        except asyncio.CancelledError:
+            if self._recorder is not None and (self.started or self.closed):
+                await self._recorder.finish()
+            raise
+        if self._recorder is not None:
+            async with self._lock:
+                if self.started or self.closed:
+                    self._final_id = await self._recorder.append(reply)
+                    await self._recorder.finish()
+        return status, reply
 
     async def run(
         self,
@@ -101,7 +137,7 @@ class CallStream:
         `cancel_on_disconnect`; otherwise it finishes on its own (bounded by the tool timeout) and its reply is
         dropped."""
         loop = asyncio.get_running_loop()
-        task: asyncio.Task[tuple[int, bytes]] = loop.create_task(work)  # type: ignore[arg-type]
+        task: asyncio.Task[tuple[int, bytes]] = loop.create_task(self._recorded(work))
         if on_task is not None:
             on_task(task)
         gone = loop.create_task(wait_disconnect(receive))
@@ -118,7 +154,7 @@ class CallStream:
                     else:
                         _detach(task, background)
                     return
-                await self._write(_PING)
+                await self._emit(None)
         finally:
             gone.cancel()
         if task.cancelled():
@@ -135,7 +171,8 @@ class CallStream:
                 return
             self.closed = True
             if self.started:
-                await self._send({"type": "http.response.body", "body": sse_event(reply), "more_body": False})
+                await self._send({"type": "http.response.body", "body": sse_event(reply, self._final_id),
+                                  "more_body": False})
             else:
                 await send_json(self._send, status, reply, self._headers)
 
@@ -150,16 +187,3 @@ def _detach(task: asyncio.Task[Any], background: set[asyncio.Task[Any]]) -> None
             logger.error("detached call failed", exc_info=finished.exception())
 
     task.add_done_callback(_done)
-
-
-async def hold_stream(send: Send, receive: Receive, *, heartbeat: float) -> None:
-    """A standalone GET stream: headers now, heartbeats while quiet, until the client leaves."""
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    await send({"type": "http.response.body", "body": _PING, "more_body": True})
-    while True:
-        try:
-            await asyncio.wait_for(wait_disconnect(receive), timeout=heartbeat)
-            return
-        except TimeoutError:
-            with contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": _PING, "more_body": True})

@@ -6,6 +6,7 @@ Loaded with `mcp-platform serve --no-auth --tools-dir tests/conformance`. Expect
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ import anyio
 from pydantic import Field
 
 from mcp_platform import ToolContext, ToolResult, prompt, resource, tool
+from mcp_platform.prompts import Prompts, spec_of_prompt
+from mcp_platform.registry import Registry
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 WAV = "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YRAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -266,6 +269,42 @@ async def json_schema_2020_12_tool(name: str | None = None, address: dict[str, s
                                    contactMethod: str | None = None, phone: str | None = None,  # noqa: N803
                                    email: str | None = None) -> ToolResult:
     return _text(f"contact {name} by {contactMethod}")
+
+
+# -- list changes (2026-07-28 subscriptions/listen) -------------------------------------------------------------
+
+
+@tool(read_only=True, title="Dynamic tool")
+async def test_dynamic_tool() -> ToolResult:
+    """Added and removed by test_trigger_tool_change."""
+    return _text("dynamic")
+
+
+@tool(read_only=False, destructive=False, idempotent=False, scope="read", title="Trigger a tool-list change")
+async def test_trigger_tool_change(ctx: ToolContext) -> ToolResult:
+    """Adds or removes test_dynamic_tool, so listeners receive notifications/tools/list_changed."""
+    registry = ctx.backend(Registry)
+    if registry.get("test_dynamic_tool") is None:
+        registry.add(test_dynamic_tool)
+    else:
+        registry.remove("test_dynamic_tool")
+    await registry.changed()
+    return _text("tool list changed")
+
+
+@tool(read_only=False, destructive=False, idempotent=False, scope="read", title="Trigger a prompt-list change")
+async def test_trigger_prompt_change(ctx: ToolContext) -> ToolResult:
+    """Adds or removes a prompt, so listeners receive notifications/prompts/list_changed."""
+    prompts = ctx.backend(Prompts)
+    spec = spec_of_prompt(test_simple_prompt)
+    assert spec is not None
+    dynamic = dataclasses.replace(spec, name="test_dynamic_prompt")
+    if prompts.get("test_dynamic_prompt") is None:
+        prompts.add(dynamic)
+    else:
+        prompts.replace([p for p in prompts.all() if p.name != "test_dynamic_prompt"])
+    await ctx.list_changed("prompts")
+    return _text("prompt list changed")
 
 
 # -- resources -----------------------------------------------------------------------------------------------------
