@@ -141,7 +141,7 @@ def _build_ours(workdir: Path) -> Any:
     except ConfigError:
         del overrides["rate_limit"]  # an older or newer settings model without it
         settings = load_settings(workdir / "bench.toml", **overrides)
-    return create_app(settings, capabilities=[])
+    return create_app(settings, capabilities=[], freeze_gc=True)  # as `mcp-platform serve` runs it
 
 
 def _build_sdk(json_response: bool) -> Any:
@@ -738,6 +738,7 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
           "capacity).\nstall: share of the run in which some task on the machine waited for a CPU "
           "(/proc/pressure/cpu), a hint of\ncontention from other processes (or from a saturated load "
           "generator's core).")
+    print()
     for era, ratio in ratios(results).items():
         name = "handshake era (2025-11-25)" if era == "handshake" else MODERN_VERSION
         line = f"{name}: {ratio['ours']}"

@@ -3,6 +3,7 @@ database, discovered tools, capability backends, sessions and the `/mcp` endpoin
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -78,10 +79,13 @@ class _Forward:
 
 def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None = None,
                sessions: SessionStore | None = None, overrides: Mapping[str, Any] | None = None,
-               clock: Clock | None = None) -> Starlette:
+               clock: Clock | None = None, freeze_gc: bool = False) -> Starlette:
     """Build the ASGI app. Nothing is opened until its lifespan starts. `overrides` are the command-line values
     that outrank the config file; a reload applies them again. `clock` replaces the monotonic clock behind rate
-    limits, metric windows and session expiry (tests move it instead of sleeping)."""
+    limits, metric windows and session expiry (tests move it instead of sleeping). `freeze_gc` moves everything
+    alive after start-up out of the garbage collector's reach: the server process then never rescans its ~100k
+    import-time objects, which otherwise stalls requests for tens of milliseconds (the CLI sets it; tests,
+    which build many apps in one process, do not)."""
     if settings.auth.mode == "none" and not settings.is_loopback:
         raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
                           "server binds a loopback address (127.0.0.1, localhost, ::1)")
@@ -91,6 +95,9 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.mcp = await _start(settings, caps, sessions, overrides or {}, clock or Clock(), stack)
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             try:
                 yield
             finally:

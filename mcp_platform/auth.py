@@ -112,6 +112,7 @@ class BearerVerifier:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._env_hash = hash_token(env_token) if env_token else None
+        self._env_principal = Principal("env-token", expand_scopes(SCOPES))
         self._known: dict[str, Principal] = {}
         self._loaded_at = float("-inf")
         self._clock = clock
@@ -135,7 +136,7 @@ class BearerVerifier:
     def _match(self, presented: str) -> Principal | None:
         found: Principal | None = None
         if self._env_hash is not None and hmac.compare_digest(presented, self._env_hash):
-            found = Principal("env-token", expand_scopes(SCOPES))
+            found = self._env_principal
         for token_hash, principal in self._known.items():
             if hmac.compare_digest(presented, token_hash):
                 found = principal

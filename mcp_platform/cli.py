@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     log_config = configure_logging(settings.log_level)
-    app = create_app(settings, overrides=_overrides(args))
+    app = create_app(settings, overrides=_overrides(args), freeze_gc=True)
     if settings.auth.mode == "none":
         logging.getLogger("mcp_platform").warning(
             "AUTH IS OFF: anyone who can reach %s:%s can call every tool. Use only for local development.",

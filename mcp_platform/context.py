@@ -194,11 +194,18 @@ class ToolContext:
         if notifier is not None:
             await notifier.publish(event)
 
-    def flag(self, name: str) -> bool:
-        """Whether feature flag `name` is on: declared in the config file, flipped with `set_feature_flag`."""
-        from mcp_platform.capabilities.flags import FlagStore  # capabilities build on this module, not the reverse
+    def flag(self, name: str, default: bool = False) -> bool:
+        """Whether feature flag `name` is on: declared in the config file, flipped with `set_feature_flag`.
+        A flag the config does not declare (or a server without flags) reads as `default`."""
+        from mcp_platform.capabilities.flags import FlagStore, UnknownFlagError  # capabilities build on this module
 
-        return self.backends.get(FlagStore).is_enabled(name)
+        store = self.backends.find(FlagStore)
+        if store is None:
+            return default
+        try:
+            return store.is_enabled(name)
+        except UnknownFlagError:
+            return default
 
     def backend(self, kind: type[T]) -> T:
         """The configured backend of type `kind` (raises `LookupError` naming it when absent)."""

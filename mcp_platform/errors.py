@@ -15,6 +15,7 @@
     ├── ToolTimeout              a tool ran past its timeout: `isError: true` result naming the limit
     ├── InsufficientScope        the token lacks the scope a tool needs: HTTP 403 `insufficient_scope`
     ├── RateLimited              over a rate limit: HTTP 429 with `Retry-After`
+    ├── StoreUnavailable         a backing service (Redis, PostgreSQL) is unreachable: HTTP 503 naming it
     └── ConfigError              settings or a tool module are invalid; raised at start or on reload
 
 Tools raise `ToolError`; any other exception escaping a tool is logged with its traceback and reported to the
@@ -38,6 +39,7 @@ __all__ = [
     "ParseError",
     "ProtocolError",
     "RateLimited",
+    "StoreUnavailable",
     "ResourceNotFound",
     "ToolError",
     "ToolTimeout",
@@ -121,6 +123,15 @@ class RateLimited(McpPlatformError):
     def __init__(self, retry_after: float, what: str = "requests") -> None:
         super().__init__(f"rate limit exceeded for {what}; retry after {retry_after:.1f} s")
         self.retry_after = retry_after
+
+
+class StoreUnavailable(McpPlatformError):
+    """A backing service is down. The message names it (never its credentials); requests get 503 until it is
+    back, and nothing needs a restart."""
+
+    def __init__(self, service: str, detail: str = "") -> None:
+        super().__init__(f"{service} is unavailable" + (f": {detail}" if detail else ""))
+        self.service = service
 
 
 class ConfigError(McpPlatformError):

@@ -6,6 +6,7 @@ added; a call only validates, runs and serialises.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import inspect
@@ -324,14 +325,20 @@ class Tool:
         if self._context_param is not None:
             kwargs[self._context_param] = ctx
         limit = self.spec.timeout or default_timeout
-        with anyio.move_on_after(limit) as scope:
-            if self._is_async:
-                value = await self.fn(**kwargs)
-            else:
-                # Sync tools may block (files, CPU): a worker thread keeps the event loop serving others.
-                value = await anyio.to_thread.run_sync(functools.partial(self.fn, **kwargs), abandon_on_cancel=True)
-        if scope.cancelled_caught:
-            raise ToolTimeout(self.spec.name, limit)
+        # asyncio.timeout rather than anyio's scope: the same cancellation, at a fraction of the cost per call.
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                if self._is_async:
+                    value = await self.fn(**kwargs)
+                else:
+                    # Sync tools may block (files, CPU): a worker thread keeps the event loop serving others.
+                    value = await anyio.to_thread.run_sync(functools.partial(self.fn, **kwargs),
+                                                           abandon_on_cancel=True)
+        except TimeoutError:
+            if deadline.expired():
+                raise ToolTimeout(self.spec.name, limit) from None
+            raise
         return self.to_result(value)
 
     def to_result(self, value: Any) -> ToolResult:

@@ -107,7 +107,11 @@ class ToolSettings(_Section):
 
 class StateSettings(_Section):
     url: str = "sqlite+aiosqlite:///.mcp-platform/state.db"
-    """Where tokens, feature flags and the audit log are kept (SQLAlchemy async URL)."""
+    """Where tokens, feature flags and the audit log are kept (SQLAlchemy async URL: SQLite, or
+    `postgresql+asyncpg://...` when several instances share it)."""
+    redis_url: str | None = None
+    """`redis://host:6379/0` to share sessions, stream events, rate-limit counters and change notifications
+    between instances. Unset: kept in this process (one instance)."""
 
 
 class DatabaseSettings(_Section):

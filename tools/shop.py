@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from mcp_platform import ToolContext, tool
+from mcp_platform import ToolContext, ToolError, tool
 from mcp_platform.capabilities.orm import OrmBackend, expose_model, seed
 
 
@@ -190,3 +190,32 @@ async def top_customers(ctx: ToolContext, limit: Annotated[int, Field(ge=1, le=5
         return TopCustomers(customers=[CustomerTotal.model_validate(dict(row)) for row in rows])
 
     return await ctx.backend(OrmBackend).read(run)
+
+
+class CancelledOrder(BaseModel):
+    order_id: int
+    previous_status: str
+    status: str
+
+
+@tool(read_only=False, destructive=True, idempotent=True, title="Cancel an order")
+async def cancel_order(ctx: ToolContext, order_id: Annotated[int, Field(ge=1)]) -> CancelledOrder:
+    """Cancel an order that has not shipped yet. Refused while the `maintenance_mode` flag is on.
+
+    Args:
+        order_id: The order's id, as query_records shows it.
+    """
+    if ctx.flag("maintenance_mode"):
+        raise ToolError("The shop is in maintenance mode (flag maintenance_mode): orders cannot change right now.")
+
+    async def run(session: AsyncSession) -> CancelledOrder:
+        order = await session.get(Order, order_id)
+        if order is None:
+            raise ToolError(f"No order has id {order_id}.")
+        previous = order.status
+        if previous is OrderStatus.SHIPPED:
+            raise ToolError(f"Order {order_id} has shipped; it can no longer be cancelled.")
+        order.status = OrderStatus.CANCELLED
+        return CancelledOrder(order_id=order_id, previous_status=previous.value, status=order.status.value)
+
+    return await ctx.backend(OrmBackend).write(run)

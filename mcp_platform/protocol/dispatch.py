@@ -36,7 +36,7 @@ from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.protocol.sessions import SessionData
 from mcp_platform.registry import Registry, Tool
 from mcp_platform.resources import Resources
-from mcp_platform.results import ToolResult, error_result
+from mcp_platform.results import error_result
 from mcp_platform.settings import Settings
 
 __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
@@ -133,6 +133,19 @@ class Dispatcher:
         return self.finish(call, await handler(self, call))
 
     def finish(self, call: Call, result: dict[str, Any]) -> bytes:
+        """Stamp and serialise a result, once. A tool result over `tools.max_result_bytes` is replaced by an error
+        result that asks for less (clients refuse huge results; Claude Code above about 25k tokens)."""
+        encoded = self._encode(call, result)
+        limit = self.settings.tools.max_result_bytes
+        if call.method == "tools/call" and len(encoded) > limit and result.get("resultType") != "input_required":
+            name = str(call.params.get("name"))[:128]
+            replacement = error_result(
+                f"Tool {name} produced {len(encoded)} bytes, over this server's {limit}-byte result limit. "
+                "Ask for less: use a smaller limit, fewer fields, or a cursor/offset to page through.").to_wire()
+            encoded = self._encode(call, replacement)
+        return encoded
+
+    def _encode(self, call: Call, result: dict[str, Any]) -> bytes:
         if call.modern:
             result.setdefault("resultType", "complete")
             meta = result.get("_meta")
@@ -237,18 +250,7 @@ class Dispatcher:
             result = error_result(f"Tool {name} failed with an internal error; the details are in the server log.")
             outcome = "exception"
         await self._record(principal, name, arguments, outcome, time.perf_counter() - started, wall, call.id)
-        return self._bounded(name, result)
-
-    def _bounded(self, name: str, result: ToolResult) -> dict[str, Any]:
-        wire = result.to_wire()
-        limit = self.settings.tools.max_result_bytes
-        size = len(to_json(wire))
-        if size > limit:
-            return error_result(
-                f"Tool {name} produced {size} bytes, over this server's {limit}-byte result limit. "
-                "Ask for less: use a smaller limit, fewer fields, or a cursor/offset to page through."
-            ).to_wire()
-        return wire
+        return result.to_wire()
 
     async def _record(self, principal: Principal, tool: str, arguments: dict[str, Any], outcome: Outcome,
                       duration: float, wall: float, request_id: RequestId) -> None:

@@ -86,11 +86,10 @@ class McpEndpoint:
         self.notifier = notifier
         self.events = events
         self.apply(settings)
-        self._inflight: dict[tuple[str, Any], asyncio.Task[tuple[int, bytes]]] = {}
+        self._inflight: dict[tuple[str, Any], CallStream] = {}
         self._client_replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._next_request = 0
         self._get_streams: set[str] = set()
-        self._background: set[asyncio.Task[Any]] = set()
         self._param_header_tools: dict[str, bool] = {}
 
     def apply(self, settings: Settings) -> None:
@@ -350,9 +349,9 @@ class McpEndpoint:
         elif message.method == "notifications/cancelled":
             request_id = message.params.get("requestId")
             if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-                task = self._inflight.get((session_id, request_id))
-                if task is not None:
-                    task.cancel()
+                stream = self._inflight.get((session_id, request_id))
+                if stream is not None:
+                    stream.request_cancel()
 
     async def _respond(self, call: Call, receive: Receive, send: Send, *, cancel_on_disconnect: bool) -> None:
         modern = call.modern
@@ -389,17 +388,15 @@ class McpEndpoint:
                 return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
             return 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
 
-        session_id = call.session_id
-
-        def track(task: asyncio.Task[tuple[int, bytes]]) -> None:
-            # Handshake era: `notifications/cancelled` finds the task by (session, request id).
-            if session_id is not None:
-                key = (session_id, call.id)
-                self._inflight[key] = task
-                task.add_done_callback(lambda _: self._inflight.pop(key, None))
-
-        await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect, background=self._background,
-                         on_task=track)
+        # Handshake era: `notifications/cancelled` finds the call by (session, request id).
+        key = (call.session_id, call.id) if call.session_id is not None else None
+        if key is not None:
+            self._inflight[key] = stream
+        try:
+            await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect)
+        finally:
+            if key is not None and self._inflight.get(key) is stream:
+                del self._inflight[key]
 
     def _server_requester(self, session_id: str, stream: CallStream) -> Any:
         """Handshake era: a tool's request to the client goes out on the call's SSE stream; the client answers
@@ -488,7 +485,7 @@ class McpEndpoint:
         await self.sessions.delete(session_id)
         if self.events is not None:
             await self.events.forget_session(session_id)
-        for (owner, _request_id), task in list(self._inflight.items()):
+        for (owner, _request_id), stream in list(self._inflight.items()):
             if owner == session_id:
-                task.cancel()
+                stream.request_cancel()
         await send_status(send, 200)

@@ -7,8 +7,9 @@ quiet, and a client that goes away can be noticed (and, where the era says so, c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
 from pydantic_core import to_json
@@ -24,6 +25,8 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
 ]
 _PING = b": ping\n\n"
+_WATCH_AFTER = 0.05
+"""Seconds a call runs before it gets a watcher task (heartbeats, disconnect); faster calls never need one."""
 
 
 def sse_event(message: bytes, event_id: str | None = None) -> bytes:
@@ -75,6 +78,8 @@ class CallStream:
         self._recorder = recorder
         self._lock = asyncio.Lock()
         self._final_id: str | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancel_requested = False
         self.started = False
         self.closed = False
 
@@ -123,49 +128,45 @@ class CallStream:
                     await self._recorder.finish()
         return status, reply
 
-    async def run(
-        self,
-        work: Awaitable[tuple[int, bytes]],
-        receive: Receive,
-        *,
-        cancel_on_disconnect: bool,
-        background: set[asyncio.Task[Any]],
-        on_task: Callable[[asyncio.Task[tuple[int, bytes]]], None] | None = None,
-    ) -> None:
-        """Run `work` (it returns the HTTP status for a JSON reply, and the encoded JSON-RPC reply) and deliver
-        the reply as JSON or as the SSE stream's last event. If the client disconnects, the task is cancelled when
-        `cancel_on_disconnect`; otherwise it finishes on its own (bounded by the tool timeout) and its reply is
-        dropped."""
+    def request_cancel(self) -> None:
+        """Cancel the call (the client asked: `notifications/cancelled`, or its 2026-07-28 stream closed)."""
+        if self._task is not None and not self._cancel_requested:
+            self._cancel_requested = True
+            self._task.cancel()
+
+    async def run(self, work: Awaitable[tuple[int, bytes]], receive: Receive, *, cancel_on_disconnect: bool) -> None:
+        """Run `work` (it returns the HTTP status for a JSON reply, and the encoded JSON-RPC reply) in this request's
+        own task, and deliver the reply as JSON or as the SSE stream's last event.
+
+        Most calls finish in microseconds, so nothing else is started for them. A call still running after
+        `_WATCH_AFTER` seconds gets a watcher task: it sends heartbeats while the call is quiet, and notices the
+        client leaving, which cancels the call when `cancel_on_disconnect` (2026-07-28); otherwise the call goes on
+        (bounded by its timeout) and its events stay in the event store for a resuming client.
+        """
         loop = asyncio.get_running_loop()
-        task: asyncio.Task[tuple[int, bytes]] = loop.create_task(self._recorded(work))
-        if on_task is not None:
-            on_task(task)
-        gone = loop.create_task(wait_disconnect(receive))
+        self._task = asyncio.current_task()
+        watcher: list[asyncio.Task[None]] = []
+        later = loop.call_later(_WATCH_AFTER, lambda: watcher.append(
+            loop.create_task(self._watch(receive, cancel_on_disconnect))))
         try:
-            while True:
-                done, _ = await asyncio.wait({task, gone}, timeout=self._heartbeat,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if task in done:
-                    break
-                if gone in done:
-                    self.closed = True
-                    if cancel_on_disconnect:
-                        task.cancel()
-                    else:
-                        _detach(task, background)
-                    return
-                await self._emit(None)
-        finally:
-            gone.cancel()
-        if task.cancelled():
-            # Cancelled by the client (notifications/cancelled): it asked for no reply, so end the response empty.
+            status, reply = await self._recorded(work)
+        except asyncio.CancelledError:
+            if not self._cancel_requested:
+                raise  # the server is shutting down
+            assert self._task is not None
+            self._task.uncancel()
+            # Cancelled by the client: it asked for no reply, so end the response without one.
             async with self._lock:
                 if not self.closed:
-                    await self._start()
-                    await self._send({"type": "http.response.body", "body": b"", "more_body": False})
                     self.closed = True
+                    with contextlib.suppress(OSError):
+                        await self._start()
+                        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        status, reply = task.result()
+        finally:
+            later.cancel()
+            for task in watcher:
+                task.cancel()
         async with self._lock:
             if self.closed:
                 return
@@ -176,14 +177,16 @@ class CallStream:
             else:
                 await send_json(self._send, status, reply, self._headers)
 
-
-def _detach(task: asyncio.Task[Any], background: set[asyncio.Task[Any]]) -> None:
-    """Keep a still-running call alive after its client left (the loop holds tasks only weakly)."""
-    background.add(task)
-
-    def _done(finished: asyncio.Task[Any]) -> None:
-        background.discard(finished)
-        if not finished.cancelled() and finished.exception() is not None:
-            logger.error("detached call failed", exc_info=finished.exception())
-
-    task.add_done_callback(_done)
+    async def _watch(self, receive: Receive, cancel_on_disconnect: bool) -> None:
+        gone = asyncio.get_running_loop().create_task(wait_disconnect(receive))
+        try:
+            while True:
+                done, _ = await asyncio.wait({gone}, timeout=self._heartbeat)
+                if done:
+                    self.closed = True
+                    if cancel_on_disconnect:
+                        self.request_cancel()
+                    return
+                await self._emit(None)
+        finally:
+            gone.cancel()
