@@ -25,6 +25,7 @@ from mcp_platform.context import Backends, Clock
 from mcp_platform.discovery import Discovered, ToolLoader
 from mcp_platform.errors import ConfigError
 from mcp_platform.hooks import Hooks
+from mcp_platform.onboarding.llms import LlmsRoute
 from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.request_state import RequestStateCodec
@@ -63,6 +64,8 @@ class AppState:
     sessions: SessionStore
     endpoint: McpEndpoint
     failures: dict[str, str] = field(default_factory=dict)
+    health_probes: list[tuple[str, Any]] = field(default_factory=list)
+    """Extra (name, object with `async health() -> str | None`) pairs /readyz checks, e.g. Redis."""
 
 
 class _Forward:
@@ -108,6 +111,8 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
         Route("/healthz", _healthz),
         Route("/readyz", _readyz),
         Route("/metrics", _metrics),
+        Route("/llms.txt", LlmsRoute("llms.txt")),  # public docs, generated from this server's registry
+        Route("/llms-full.txt", LlmsRoute("llms-full.txt")),
         Route("/.well-known/{rest:path}", _not_found),
     ]
     middleware = []
@@ -150,10 +155,14 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     loader = ToolLoader(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
     discovered = loader.scan()
     backends.add(discovered)
-    notifier: Notifier = MemoryNotifier()
-    events: EventStore = MemoryEventStore(clock=clock.now)
+    shared = await _shared_stores(settings, clock, stack)
+    notifier, events, bus = shared.notifier, shared.events, shared.bus
     backends.add(notifier, Notifier)
     backends.add(events, EventStore)
+    if shared.rate_limits is not None:
+        from mcp_platform.capabilities.ratelimit import RateLimitStore
+
+        backends.add(shared.rate_limits, RateLimitStore)
     registry, resources, prompts = Registry(), Resources(), Prompts()
     failures = dict(discovered.failures)
     for cap in caps:
@@ -180,7 +189,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
 
     for cap in caps:
         await cap.start(settings, backends, stack)
-    _wire_changes(registry, backends, notifier)
+    _wire_changes(registry, backends, notifier, bus, stack)
     from mcp_platform.capabilities.static_files import StaticResourceProvider
 
     if (static_provider := backends.find(StaticResourceProvider)) is not None:
@@ -195,8 +204,9 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         env_token = settings.token.get_secret_value() if settings.token else None
         verifier = BearerVerifier(TokenStore(state_db), env_token)
         await verifier.refresh()
-    session_store = sessions if sessions is not None else MemorySessionStore(
-        ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions, clock=clock.now)
+    session_store = sessions if sessions is not None else shared.sessions if shared.sessions is not None else \
+        MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
+                           clock=clock.now)
     from mcp_platform.capabilities.metrics import Metrics
 
     if (metrics := backends.find(Metrics)) is not None and isinstance(session_store, MemorySessionStore):
@@ -204,7 +214,8 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     dispatcher = Dispatcher(settings=settings, registry=registry, resources=resources, prompts=prompts,
                             backends=backends, hooks=hooks, state_codec=RequestStateCodec(signing_key(settings)))
     endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=session_store, verifier=verifier,
-                           hooks=hooks, notifier=notifier, events=events)
+                           hooks=hooks, notifier=notifier, events=events, bus=bus)
+    _background(endpoint.serve_bus(), stack)
 
     async def adopt(new: Settings) -> None:
         dispatcher.settings = new
@@ -227,11 +238,70 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
-    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures)
+    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures,
+                    shared.probes)
 
 
-def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier) -> None:
-    """Tool-list changes reach every listener; flag-gated tools appear and disappear with their flag."""
+@dataclass
+class _Shared:
+    """Where state that instances may share lives: Redis when `state.redis_url` is set, else this process."""
+
+    notifier: Notifier
+    events: EventStore
+    bus: Notifier
+    """Internal events between instances (flag reloads, cancellations, client replies); never sent to clients."""
+    sessions: SessionStore | None = None
+    rate_limits: Any = None
+    probes: list[tuple[str, Any]] = field(default_factory=list)
+
+
+class _RedisProbe:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def health(self) -> str | None:
+        from mcp_platform.stores.redis import redis_health
+
+        problem: str | None = await redis_health(self._client)
+        return problem
+
+
+async def _shared_stores(settings: Settings, clock: Clock, stack: AsyncExitStack) -> _Shared:
+    if settings.state.redis_url is None:
+        return _Shared(MemoryNotifier(), MemoryEventStore(clock=clock.now), MemoryNotifier())
+    from mcp_platform.stores.redis import (
+        DEFAULT_PREFIX,
+        RedisEventStore,
+        RedisNotifier,
+        RedisRateLimitStore,
+        RedisSessionStore,
+        connect,
+    )
+
+    client = connect(settings.state.redis_url)
+    stack.push_async_callback(client.aclose)
+    notifier = RedisNotifier(client)
+    bus = RedisNotifier(client, channel=f"{DEFAULT_PREFIX}internal")
+    for started in (notifier, bus):
+        await started.start()
+        stack.push_async_callback(started.close)
+    sessions = RedisSessionStore(client, ttl_seconds=settings.sessions.ttl_seconds,
+                                 max_sessions=settings.sessions.max_sessions)
+    return _Shared(notifier, RedisEventStore(client), bus, sessions, RedisRateLimitStore(client),
+                   [("redis", _RedisProbe(client))])
+
+
+def _background(work: Any, stack: AsyncExitStack) -> None:
+    import asyncio
+
+    task = asyncio.get_running_loop().create_task(work)
+    stack.callback(task.cancel)
+
+
+def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier, bus: Notifier,
+                  stack: AsyncExitStack) -> None:
+    """Tool-list changes reach every listener; flag-gated tools appear and disappear with their flag, on every
+    instance (the one that flipped it tells the others to reload their copy)."""
     from mcp_platform.capabilities.flags import FlagStore
 
     async def tools_changed() -> None:
@@ -244,10 +314,21 @@ def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier) ->
     registry.flag_reader = flags.is_on
 
     async def flag_flipped(name: str, enabled: bool) -> None:
+        await bus.publish({"kind": "flag", "name": name})
         if name in registry.gating_flags():
             await registry.changed()
 
     flags.on_change.append(flag_flipped)
+
+    async def reload_flags() -> None:
+        async for event in bus.subscribe():
+            if event.get("kind") == "flag":
+                try:
+                    await flags.load()
+                except Exception:  # the state database may be down; the next flag event retries
+                    logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
+
+    _background(reload_flags(), stack)
 
 
 def _state(request: Request) -> AppState | None:
@@ -260,18 +341,21 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
+    """Each backing service, checked now: 200 when all answer, 503 naming what is down."""
     state = _state(request)
     if state is None:
         return JSONResponse({"status": "starting"}, status_code=503)
-    checks: dict[str, Any] = {}
-    ok = True
-    try:
-        async with state.backends.get(StateDB).engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
-        checks["state_db"] = "ok"
-    except Exception as exc:  # report, never raise: this endpoint exists to say what is down
-        checks["state_db"] = f"unavailable: {type(exc).__name__}"
-        ok = False
+    from mcp_platform.capabilities.orm import OrmBackend
+
+    checks: dict[str, str] = {}
+    probes: list[tuple[str, Any]] = [("state_db", state.backends.get(StateDB))]
+    if (orm := state.backends.find(OrmBackend)) is not None:
+        probes.append(("database", orm))
+    probes.extend((name, probe) for name, probe in state.health_probes)
+    for name, probe in probes:
+        problem = await probe.health()
+        checks[name] = "ok" if problem is None else problem
+    ok = all(value == "ok" for value in checks.values())
     body = {"status": "ready" if ok else "unavailable", "checks": checks, "tools": len(state.registry),
             "tool_module_failures": state.failures}
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -18,10 +19,13 @@ from typing import Protocol
 from sqlalchemy import Column, Float, String, Table, delete, insert, select
 
 from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
-from mcp_platform.stores.sql import STATE_METADATA, StateDB
+from mcp_platform.errors import StoreUnavailable
+from mcp_platform.stores.sql import STATE_METADATA, StateDB, reachable
 
 __all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "TokenVerifier", "bearer_token", "generate_token",
            "hash_token"]
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mcpp_"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -115,13 +119,23 @@ class BearerVerifier:
         self._env_principal = Principal("env-token", expand_scopes(SCOPES))
         self._known: dict[str, Principal] = {}
         self._loaded_at = float("-inf")
+        self._loaded_once = False
         self._clock = clock
 
     async def refresh(self) -> None:
         # Stamp first, so requests arriving during the query do not all start one of their own.
         self._loaded_at = self._clock()
-        if self._store is not None:
-            self._known = await self._store.hashes()
+        if self._store is None:
+            return
+        try:
+            async with reachable("state database"):
+                self._known = await self._store.hashes()
+        except StoreUnavailable as exc:
+            if not self._loaded_once:
+                raise
+            # Keep serving the tokens we know; new or revoked ones are seen once the database is back.
+            logger.warning("cannot refresh tokens (%s); using the %d known ones", exc, len(self._known))
+        self._loaded_once = True
 
     async def verify(self, token: str) -> Principal | None:
         presented = hash_token(token)

@@ -44,3 +44,33 @@ def require_redis() -> str:
 def require_postgres() -> str:
     """The test PostgreSQL URL, or skip/fail."""
     return _require("PostgreSQL", POSTGRES_URL, 5432, "MCP_PLATFORM_TEST_POSTGRES_URL")
+
+
+async def fresh_postgres_database(base_url: str) -> tuple[str, str]:
+    """Create an empty database next to `base_url`'s; returns (its URL, its name). Drop it with
+    `drop_postgres_database`."""
+    import secrets
+
+    import asyncpg
+
+    name = f"mcpp_test_{secrets.token_hex(4)}"
+    parts = urlsplit(base_url.replace("+asyncpg", ""))
+    conn = await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
+                                 database=parts.path.lstrip("/") or "postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')  # a generated identifier, not input
+    finally:
+        await conn.close()
+    return base_url.rsplit("/", 1)[0] + "/" + name, name
+
+
+async def drop_postgres_database(base_url: str, name: str) -> None:
+    import asyncpg
+
+    parts = urlsplit(base_url.replace("+asyncpg", ""))
+    conn = await asyncpg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
+                                 database=parts.path.lstrip("/") or "postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -89,10 +89,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
+def running_server(app: Starlette, host: str = "127.0.0.1", loop: str = "auto") -> Iterator[str]:
     """A real uvicorn serving `app` on a free loopback port, in its own thread and event loop; yields the base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                           loop=loop, timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -21,7 +21,7 @@ from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.registry import tool
 from mcp_platform.settings import FeatureFlag, Settings
-from mcp_platform.stores.sql import STATE_METADATA, StateDB
+from mcp_platform.stores.sql import STATE_METADATA, StateDB, reachable
 
 __all__ = ["CAPABILITY", "FlagList", "FlagState", "FlagStore", "UnknownFlagError", "feature_flags",
            "set_feature_flag"]
@@ -144,7 +144,7 @@ class FlagStore:
         self._check(name)
         stored = _Stored(enabled=enabled, updated_at=self._clock(), updated_by=by[:256])
         # Delete-then-insert in one transaction: an upsert that every SQL dialect understands.
-        async with self._db.engine.begin() as conn:
+        async with reachable("state database"), self._db.engine.begin() as conn:
             await conn.execute(delete(FEATURE_FLAGS).where(FEATURE_FLAGS.c.name == name))
             await conn.execute(insert(FEATURE_FLAGS).values(name=name, enabled=stored.enabled,
                                                             updated_at=stored.updated_at, updated_by=stored.updated_by))

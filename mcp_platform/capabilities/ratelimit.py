@@ -310,7 +310,9 @@ async def check_rate_limit(
 async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
     metrics = backends.find(Metrics)
     clock = backends.find(Clock) or Clock()
-    limiter = RateLimiter.from_settings(settings, MemoryRateLimitStore(), clock=clock.now,
+    # A shared store (Redis) is put in the backends by the app when instances share state.
+    store = backends.find(RateLimitStore) or MemoryRateLimitStore()  # type: ignore[type-abstract]
+    limiter = RateLimiter.from_settings(settings, store, clock=clock.now,
                                         on_reject=metrics.record_rate_limited if metrics is not None else None)
     backends.add(limiter)
     hooks = backends.get(Hooks)

@@ -193,7 +193,7 @@ def write_config(path: Path, fragment: dict[str, Any], *, private: bool = False)
     try:
         text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConnectError(f"cannot read {path}: {exc}") from None
+        raise ConnectError(f"cannot read {path} ({exc}); it was left untouched") from None
     document, replaced = merge_document(text, fragment, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():

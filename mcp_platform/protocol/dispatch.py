@@ -24,6 +24,7 @@ from mcp_platform.errors import (
     InvalidParams,
     MethodNotFound,
     ProtocolError,
+    StoreUnavailable,
     ToolError,
     ToolTimeout,
 )
@@ -242,6 +243,8 @@ class Dispatcher:
             result, outcome = error_result(str(exc)), "error"
         except ToolTimeout as exc:
             result, outcome = error_result(str(exc)), "timeout"
+        except StoreUnavailable as exc:
+            result, outcome = error_result(f"The {exc}; try again shortly."), "error"
         except asyncio.CancelledError:
             await self._record(principal, name, arguments, "cancelled", time.perf_counter() - started, wall, call.id)
             raise

@@ -8,7 +8,8 @@ Layout (prefix `mcpp:` by default):
   `keep_seconds` after the last append, and again `keep_seconds` after the finish.
 - `{prefix}streams:{session}`: the session's stream ids, for `forget_session` (no SCAN over the keyspace).
 
-Event ids are `{stream}:{seq}`, as in the memory store (`parse_event_id`).
+Event ids are `{stream}:{seq}`, as in the memory store (`parse_event_id`). Session ids never contain `:`
+(URL-safe base64), so a key names exactly one (session, stream) pair.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class RedisNotifier:
                 self._connected = True
                 settled.set()
                 if failing:
-                    logger.info("change notifications: subscribed to Redis again")
+                    logger.info("notifier %s: subscribed to Redis again", self.channel)
                     failing, delay = False, self._retry_first
                 while True:
                     # A bounded wait, so the connection's health checks run while the channel is quiet.
@@ -102,11 +102,11 @@ class RedisNotifier:
                         await self._deliver(message["data"])
             except UNREACHABLE as exc:
                 if not failing:
-                    logger.warning("change notifications: lost Redis (%s); retrying", unreachable_reason(exc))
+                    logger.warning("notifier %s: lost Redis (%s); retrying", self.channel, unreachable_reason(exc))
                     failing = True
             except Exception:
                 # A bug must not end notifications for good: log it and reconnect like after an outage.
-                logger.exception("change notifications: Redis reader failed; retrying")
+                logger.exception("notifier %s: reader failed; retrying", self.channel)
                 failing = True
             finally:
                 self._connected = False
@@ -120,7 +120,7 @@ class RedisNotifier:
         try:
             event = json.loads(data)
         except ValueError:
-            logger.warning("change notifications: ignoring a message that is not JSON")
+            logger.warning("notifier %s: ignoring a message that is not JSON", self.channel)
             return
         if isinstance(event, dict):
             await self._local.publish(event)

@@ -5,13 +5,41 @@ Each store declares its tables on `STATE_METADATA`; `StateDB.start()` creates wh
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-__all__ = ["STATE_METADATA", "StateDB", "ensure_sqlite_folder"]
+from mcp_platform.errors import StoreUnavailable
+
+__all__ = ["STATE_METADATA", "StateDB", "ensure_sqlite_folder", "is_unreachable", "reachable"]
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached (as opposed to a bad query or value)."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
+            return True
+        return isinstance(exc, OperationalError | InterfaceError) and "connect" in str(exc.orig).lower()
+    return False
+
+
+@asynccontextmanager
+async def reachable(service: str) -> AsyncIterator[None]:
+    """Turn "cannot reach the database" inside the block into `StoreUnavailable(service)` (no URL, no password)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise StoreUnavailable(service, type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__) \
+                from exc
+        raise
 
 STATE_METADATA = MetaData()
 
@@ -29,7 +57,8 @@ class StateDB:
     def __init__(self, url: str) -> None:
         self.url = url
         ensure_sqlite_folder(url)
-        self.engine: AsyncEngine = create_async_engine(url)
+        # pre_ping: a connection that died while the database was away is replaced instead of failing a request.
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             # WAL lets readers run while one writer commits; busy_timeout waits on a lock instead of failing.
             @event.listens_for(self.engine.sync_engine, "connect")
@@ -48,3 +77,12 @@ class StateDB:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def health(self) -> str | None:
+        """None when a trivial query works, else a short reason (for /readyz)."""
+        try:
+            async with reachable("state database"), self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except StoreUnavailable as exc:
+            return str(exc)
+        return None

@@ -23,6 +23,7 @@ from mcp_platform.errors import (
     InvalidRequest,
     ProtocolError,
     RateLimited,
+    StoreUnavailable,
     ToolError,
     UnsupportedProtocolVersion,
     modern_http_status,
@@ -78,13 +79,14 @@ def _protocol_refusal(exc: ProtocolError, msg_id: Any, *, modern: bool, status: 
 class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
                  verifier: TokenVerifier | None, hooks: Hooks, notifier: Notifier,
-                 events: EventStore | None = None) -> None:
+                 events: EventStore | None = None, bus: Notifier | None = None) -> None:
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.verifier = verifier
         self.hooks = hooks
         self.notifier = notifier
         self.events = events
+        self.bus = bus
         self.apply(settings)
         self._inflight: dict[tuple[str, Any], CallStream] = {}
         self._client_replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
@@ -106,7 +108,12 @@ class McpEndpoint:
         raw = [(k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in scope["headers"]]
         headers = {k: v for k, v in raw}
         try:
-            await self._serve(scope, receive, send, headers, raw)
+            try:
+                await self._serve(scope, receive, send, headers, raw)
+            except StoreUnavailable as exc:
+                # A backing service is down: say which, and when to retry. Recovery needs no restart.
+                raise _Refused(503, _error_body(None, -32603, f"Service unavailable: {exc}"),
+                               [(b"retry-after", b"5")]) from None
         except _Refused as refused:
             headers_out = refused.headers
             if refused.body:
@@ -334,24 +341,51 @@ class McpEndpoint:
 
     async def _session_notification(self, session_id: str, session: SessionData, message: jsonrpc.Message) -> None:
         if message.kind == "response":
-            waiting = self._client_replies.get((session_id, str(message.id)))
-            if waiting is not None and not waiting.done():
-                result, error = message.raw.get("result"), message.raw.get("error")
-                if isinstance(result, dict):
-                    waiting.set_result(result)
-                else:
-                    reason = error.get("message") if isinstance(error, dict) else None
-                    waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason'}"))
-            return
-        if message.method == "notifications/initialized" and not session.initialized:
+            # The call waiting for this answer may run on another instance: the bus takes it there.
+            await self._to_bus({"kind": "reply", "session": session_id, "id": str(message.id),
+                                "result": message.raw.get("result"), "error": message.raw.get("error")})
+        elif message.method == "notifications/initialized" and not session.initialized:
             session.initialized = True
             await self.sessions.update(session_id, session)
         elif message.method == "notifications/cancelled":
             request_id = message.params.get("requestId")
             if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-                stream = self._inflight.get((session_id, request_id))
-                if stream is not None:
-                    stream.request_cancel()
+                await self._to_bus({"kind": "cancel", "session": session_id, "id": request_id})
+
+    async def _to_bus(self, event: dict[str, Any]) -> None:
+        if self.bus is None:
+            self._on_bus(event)
+        else:
+            await self.bus.publish(event)
+
+    async def serve_bus(self) -> None:
+        """Act on cancellations and client replies for calls running here, wherever they arrived."""
+        if self.bus is None:
+            return
+        async for event in self.bus.subscribe():
+            try:
+                self._on_bus(event)
+            except Exception:
+                logger.exception("could not act on an internal event")
+
+    def _on_bus(self, event: dict[str, Any]) -> None:
+        session_id = event.get("session")
+        if not isinstance(session_id, str):
+            return
+        if event.get("kind") == "cancel":
+            stream = self._inflight.get((session_id, event.get("id")))
+            if stream is not None:
+                stream.request_cancel()
+        elif event.get("kind") == "reply":
+            waiting = self._client_replies.get((session_id, str(event.get("id"))))
+            if waiting is None or waiting.done():
+                return
+            result, error = event.get("result"), event.get("error")
+            if isinstance(result, dict):
+                waiting.set_result(result)
+            else:
+                reason = error.get("message") if isinstance(error, dict) else None
+                waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason'}"))
 
     async def _respond(self, call: Call, receive: Receive, send: Send, *, cancel_on_disconnect: bool) -> None:
         modern = call.modern
@@ -485,7 +519,7 @@ class McpEndpoint:
         await self.sessions.delete(session_id)
         if self.events is not None:
             await self.events.forget_session(session_id)
-        for (owner, _request_id), stream in list(self._inflight.items()):
+        for (owner, request_id), _stream in list(self._inflight.items()):
             if owner == session_id:
-                stream.request_cancel()
+                await self._to_bus({"kind": "cancel", "session": session_id, "id": request_id})
         await send_status(send, 200)

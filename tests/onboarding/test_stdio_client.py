@@ -4,6 +4,7 @@ over HTTP, progress before the result, the handshake-era ask-the-client round tr
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
+from mcp_platform.cli import main
 from tests.support import FIXTURE_TOOLS
 
 pytestmark = pytest.mark.anyio
@@ -73,3 +75,25 @@ async def test_stdio_auto_mode_speaks_2026_07_28_through_server_discover(tmp_pat
     assert result.structured_content == {"total": 3}
     # 2026-07-28: an input round (input_required, then a retry with the answer and the signed state).
     assert greeted.content[0].text == "Hello, Ada! (rounds: 2)"  # type: ignore[union-attr]
+
+
+async def test_the_claude_desktop_config_starts_a_working_server_from_anywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURE_TOOLS, project / "tools")
+    (project / "mcp-platform.toml").write_text('[database]\nurl = "sqlite+aiosqlite:///.mcp-platform/app.db"\n')
+    monkeypatch.chdir(project)
+    assert main(["connect", "claude-desktop", "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)["mcpServers"]["mcp-platform"]
+    # Claude Desktop starts servers from its own working directory, with a minimal environment.
+    server = StdioServerParameters(command=entry["command"], args=[*entry["args"], "--log-level", "warning"],
+                                   cwd=tmp_path)
+    async with Client(server, mode="legacy") as client:
+        result = await client.call_tool("add", {"a": 20, "b": 22})
+    assert result.structured_content == {"total": 42}
+    assert (project / ".mcp-platform" / "state.db").is_file()  # state went to the project, not the client's cwd
+
+
+def test_stdio_refuses_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stdio", "--directory", str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

@@ -216,3 +216,33 @@ async def test_a_follower_stops_when_its_session_is_forgotten(redis_env: RedisEn
             assert await received.get() == ("s:2", b"b")
             await store.forget_session("sess")
     assert received.empty()
+
+
+@pytest.mark.anyio
+async def test_a_follower_cancelled_mid_wait_leaves_the_client_usable(redis_env: RedisEnv) -> None:
+    # What happens when an SSE client goes away: the blocked read is cancelled, and its late reply must not be
+    # taken for the answer to the next command on the same connection.
+    client = redis_env.client()
+    store = RedisEventStore(client, block_ms=2000)
+    first = await store.append("sess", "s", b"a")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            started = anyio.Event()
+
+            async def follow() -> None:
+                events = store.follow("sess", first)
+                started.set()
+                async for _ in events:
+                    pass
+
+            tg.start_soon(follow)
+            await started.wait()
+            while not any(c.get("cmd") == "xread" and "b" in c.get("flags", "")
+                          for c in await redis_env.admin.client_list()):
+                pass  # each look is a round trip, so the follower gets to its blocking read
+            tg.cancel_scope.cancel()
+        for i in range(2, 12):
+            assert await store.append("sess", "s", b"%d" % i) == f"s:{i}"
+        assert await client.ping() is True
+        await store.finish("sess", "s")
+        assert len(await _all(store, "sess", first)) == 10

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,8 @@ def _store(twin: Twin) -> RateLimitStore:
     return RedisRateLimitStore(twin.redis.client())
 
 
-def approx(value: float) -> object:
-    return pytest.approx(value, abs=0.05)
+def approx(value: float, tolerance: float = 0.05) -> Any:
+    return pytest.approx(value, abs=tolerance)
 
 
 # Behaviours shared with the memory store.
@@ -32,7 +33,7 @@ async def test_a_bucket_allows_its_burst_then_refuses_with_the_wait(twin: Twin) 
     assert [tokens for _, tokens, _ in taken] == [approx(2), approx(1), approx(0)]
     assert [wait for _, _, wait in taken] == [0.0, 0.0, 0.0]
     allowed, tokens, wait = await store.take("alice", RATE, 3, 1, twin.now())
-    assert not allowed and tokens == approx(0) and wait == pytest.approx(10, abs=0.5)
+    assert not allowed and tokens == approx(0) and wait == approx(10, 0.5)
 
 
 @pytest.mark.anyio
@@ -54,7 +55,7 @@ async def test_peek_spends_nothing_and_tells_when_the_bucket_is_full(twin: Twin)
     await store.take("alice", RATE, 3, 1, twin.now())
     first = await store.peek("alice", RATE, 3, twin.now())
     second = await store.peek("alice", RATE, 3, twin.now())
-    assert first == (approx(2), pytest.approx(twin.now() + 10, abs=0.5))
+    assert first == (approx(2), approx(twin.now() + 10, 0.5))
     assert second[0] == approx(first[0])
 
 
@@ -63,7 +64,7 @@ async def test_a_refused_take_spends_nothing(twin: Twin) -> None:
     store = _store(twin)
     assert (await store.take("alice", RATE, 3, 2, twin.now()))[:2] == (True, approx(1))
     allowed, tokens, wait = await store.take("alice", RATE, 3, 2, twin.now())
-    assert not allowed and tokens == approx(1) and wait == pytest.approx(10, abs=0.5)
+    assert not allowed and tokens == approx(1) and wait == approx(10, 0.5)
     assert (await store.peek("alice", RATE, 3, twin.now()))[0] == approx(1)
 
 
@@ -97,7 +98,7 @@ async def test_two_instances_share_one_budget_whatever_their_clocks(redis_env: R
     assert (await two.take("alice", RATE, 6, 1, 987_654.0))[0] is False
     tokens, full_at = await two.peek("alice", RATE, 6, 987_654.0)
     assert full_at == pytest.approx(987_654.0 + (6 - tokens) / RATE)
-    assert full_at == pytest.approx(987_714.0, abs=0.5)
+    assert full_at == approx(987_714.0, 0.5)
 
 
 @pytest.mark.anyio

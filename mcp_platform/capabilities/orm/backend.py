@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from mcp_platform.capabilities.orm.catalog import Catalog
 from mcp_platform.capabilities.orm.models import ExposedModel, SeedHook, models_of
 from mcp_platform.capabilities.orm.pagination import CursorCodec
-from mcp_platform.errors import ConfigError, ToolError
+from mcp_platform.errors import ConfigError, StoreUnavailable, ToolError
 from mcp_platform.settings import DatabaseSettings
-from mcp_platform.stores.sql import STATE_METADATA, ensure_sqlite_folder
+from mcp_platform.stores.sql import STATE_METADATA, ensure_sqlite_folder, is_unreachable
 
 __all__ = ["OrmBackend"]
 
@@ -89,11 +89,11 @@ class OrmBackend:
             raise ConfigError("database.url: the ORM tools need a file (or server) database; an in-memory SQLite "
                               "database cannot be shared between their read and write connections")
         ensure_sqlite_folder(settings.url)
-        self.engine: AsyncEngine = create_async_engine(url)
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
         self._read_engine = self.engine
         if self._sqlite:
             _sqlite_pragmas(self.engine, read_only=False)
-            self._read_engine = create_async_engine(url)
+            self._read_engine = create_async_engine(url, pool_pre_ping=True)
             _sqlite_pragmas(self._read_engine, read_only=True)
         self._catalog: Catalog | None = None
 
@@ -207,7 +207,11 @@ class OrmBackend:
                 return result
         except TimeoutError:
             raise ToolError(self._too_slow()) from None
-        except DBAPIError as exc:
+        except (DBAPIError, OSError) as exc:
+            if is_unreachable(exc):
+                raise StoreUnavailable("database", type(exc).__name__) from None
+            if isinstance(exc, OSError):
+                raise
             raise self._explain(exc) from None
 
     async def _deadline(self, conn: AsyncConnection) -> list[float] | None:
@@ -236,6 +240,20 @@ class OrmBackend:
         if not write:
             settings.append(func.set_config("transaction_read_only", "on", True))
         await conn.execute(select(*settings))
+
+    async def health(self) -> str | None:
+        """None when the database answers a trivial query, else a short reason (for /readyz)."""
+
+        async def probe(session: AsyncSession) -> None:
+            await session.execute(select(1))
+
+        try:
+            await self._run(probe, write=False, timeout=5.0)
+        except StoreUnavailable as exc:
+            return str(exc)
+        except Exception as exc:  # a readiness probe reports, it never raises
+            return f"database check failed: {type(exc).__name__}"
+        return None
 
     def _too_slow(self) -> str:
         return (f"The query did not finish within {self.timeout:g} s (database.statement_timeout_seconds) and was "
