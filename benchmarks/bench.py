@@ -5,10 +5,13 @@ Each scenario gets a fresh server: a subprocess running uvicorn with one worker 
 uvloop + httptools when installed, log level warning) pinned to one CPU, while the load generator runs on another.
 The load is a trivial `add(a=1, b=2)` tool call over 16 keep-alive connections: `wrk` when it is on PATH, else a
 bounded asyncio generator in this process. Every scenario is first checked for a correct answer (HTTP 200 and a
-result of 3) and is only loaded if that check passes.
+result of 3) and is only loaded if that check passes. The "(Redis)" scenarios keep our server's shared state in
+Redis (database 13 by default, flushed before each run); `--cluster` adds a run of two instances sharing Redis and
+a throwaway PostgreSQL state database, one CPU each, loaded at once by two wrk processes.
 
     python benchmarks/bench.py [--duration 10 | --quick] [--repeat N] [--json results.json]
                                [--generator auto|wrk|python] [--only TEXT] [--keep]
+                               [--cluster] [--redis-url URL] [--postgres-url URL]
 
 Exit status: 0 when every scenario passed its checks, 1 otherwise.
 """
@@ -44,6 +47,13 @@ TOKEN = "bench-token"
 HANDSHAKE_VERSION = "2025-11-25"
 MODERN_VERSION = "2026-07-28"
 CONNECTIONS = 16
+CLUSTER_CONNECTIONS = 8
+"""Per instance (and per wrk process) in the two-instance run."""
+REDIS_URL = "redis://127.0.0.1:6379/13"
+"""The bench's own Redis database: FLUSHDB'd before every run that uses it, so it must hold nothing else."""
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+"""Where the two-instance run creates (and afterwards drops) its throwaway `mcpp_bench_<hex>` state database."""
+CLUSTER_SECRET = "bench-cluster-secret-key-0123456789abcdef"
 WARMUP_SECONDS = 2.0
 STARTUP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
@@ -70,11 +80,16 @@ class Scenario:
     label: str
     server: ServerKind
     era: Era
+    redis: bool = False
+    """Ours with `state.redis_url` set: sessions (read and TTL-refreshed on every handshake-era request), stream
+    events, rate-limit counters and change notifications live in Redis."""
 
 
 SCENARIOS = (
     Scenario("ours handshake", "ours", "handshake"),
+    Scenario("ours handshake (Redis)", "ours", "handshake", redis=True),
     Scenario("ours 2026-07-28", "ours", "modern"),
+    Scenario("ours 2026-07-28 (Redis)", "ours", "modern", redis=True),
     Scenario("SDK stateful SSE (default)", "sdk-sse", "handshake"),
     Scenario("SDK stateful JSON", "sdk-json", "handshake"),
     Scenario("SDK 2026-07-28 (JSON mode)", "sdk-json", "modern"),
@@ -90,6 +105,10 @@ class Result:
     server: str
     era: str
     ok: bool
+    skipped: str = ""
+    """Why the scenario did not run (a service it needs is not there); a skipped scenario does not fail the run."""
+    state: str = ""
+    """Where our server kept its shared state: "process" (memory + SQLite), "redis", or "redis+postgres"."""
     generator: str = ""
     reply_type: str = ""
     """Content type of the tools/call reply: application/json or text/event-stream."""
@@ -107,6 +126,13 @@ class Result:
     the bottleneck; well below means something else was (the load generator, or other processes on its CPU)."""
     cpu_pressure_pct: float | None = None
     """Share of the measured run during which some task on the machine waited for a CPU (/proc/pressure/cpu)."""
+    redis_cpu_pct: float | None = None
+    """CPU time the Redis server used during the measured run, as a share of one CPU (`INFO cpu`; server-wide, so
+    it includes other clients of the same Redis)."""
+    redis_commands: dict[str, int] = field(default_factory=dict)
+    """Redis commands run during the measured run, by name (`INFO commandstats` after minus before)."""
+    redis_usec_per_call: dict[str, float] = field(default_factory=dict)
+    """Redis's own time per call of each of those commands, in microseconds, over the measured run."""
     all_rps: list[int] = field(default_factory=list)
     """req/s of every run of this scenario (with --repeat); the figures shown are the best run's."""
     server_stack: dict[str, str] = field(default_factory=dict)
@@ -120,10 +146,12 @@ class CheckFailed(Exception):
 # -- the server subprocess ----------------------------------------------------------------------------------------
 
 
-def _write_ours_workdir(workdir: Path) -> None:
+def _write_ours_workdir(workdir: Path, settings: Mapping[str, Any] | None) -> None:
     (workdir / "tools").mkdir(parents=True, exist_ok=True)
     (workdir / "tools" / "bench_tools.py").write_text(TOOL_MODULE)
     (workdir / "bench.toml").write_text("")
+    if settings:
+        (workdir / "settings.json").write_text(json.dumps(settings))
 
 
 def _build_ours(workdir: Path) -> Any:
@@ -136,6 +164,10 @@ def _build_ours(workdir: Path) -> Any:
         "state": {"url": f"sqlite+aiosqlite:///{workdir / 'state.db'}"},
         "rate_limit": {"enabled": False},
     }
+    extra = workdir / "settings.json"  # the (Redis) and two-instance runs: where state lives, a shared secret key
+    if extra.exists():
+        for key, value in json.loads(extra.read_text()).items():
+            overrides[key] = overrides[key] | value if isinstance(value, dict) and key in overrides else value
     try:
         settings = load_settings(workdir / "bench.toml", **overrides)
     except ConfigError:
@@ -248,10 +280,12 @@ class Server:
         return ""
 
 
-def start_server(kind: ServerKind, workdir: Path, cpu: int | None) -> Server:
+def start_server(kind: ServerKind, workdir: Path, cpu: int | None,
+                 settings: Mapping[str, Any] | None = None) -> Server:
+    """`settings`: overrides for ours, merged into the bench's (a dict value updates that section)."""
     workdir.mkdir(parents=True)
     if kind == "ours":
-        _write_ours_workdir(workdir)
+        _write_ours_workdir(workdir, settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--workdir", str(workdir)]
     if cpu is not None:
@@ -300,6 +334,128 @@ def observed(server: Server, result: Result) -> Iterator[None]:
         result.server_cpu_pct = round(100 * (cpu_after - cpu) / wall, 1)
     if stall is not None and stall_after is not None and wall > 0:
         result.cpu_pressure_pct = round(100 * (stall_after - stall) / 1e6 / wall, 1)
+
+
+# -- shared state: Redis and PostgreSQL ---------------------------------------------------------------------------
+
+
+class RedisProbe:
+    """The bench's side of Redis: flush its own database, check our server's keys, read the server's counters."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.url = url
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+    def unreachable(self) -> str | None:
+        """None when Redis answers PING, else why not."""
+        try:
+            self._client.ping()
+        except Exception as exc:  # any failure means "no Redis to benchmark with"
+            return f"Redis at {self.url} is not reachable ({type(exc).__name__}: {exc})"
+        return None
+
+    @contextlib.contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # the driver's errors: a scenario fails, the run goes on
+            raise CheckFailed(f"Redis {what}: {type(exc).__name__}: {exc}") from exc
+
+    def flush(self) -> None:
+        """FLUSHDB: only the database named in the URL, never the others."""
+        with self._failing("FLUSHDB"):
+            self._client.flushdb()
+
+    def session_keys(self) -> int:
+        from mcp_platform.stores.redis_client import DEFAULT_PREFIX
+
+        with self._failing("SCAN"):
+            return sum(1 for _ in self._client.scan_iter(match=f"{DEFAULT_PREFIX}session:*", count=1000))
+
+    def has_session(self, session_id: str) -> bool:
+        from mcp_platform.stores.redis_client import DEFAULT_PREFIX
+
+        with self._failing("EXISTS"):
+            return bool(self._client.exists(f"{DEFAULT_PREFIX}session:{session_id}"))
+
+    def counters(self) -> tuple[float, dict[str, tuple[int, int]]]:
+        """Redis's CPU seconds so far, and (calls, usec) per command since its start or CONFIG RESETSTAT."""
+        with self._failing("INFO"):
+            cpu = self._client.info("cpu")
+            stats = self._client.info("commandstats")
+        commands = {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in stats.items()
+                    if isinstance(v, dict)}
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), commands
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@contextlib.contextmanager
+def observed_redis(probe: RedisProbe | None, result: Result) -> Iterator[None]:
+    """Record the Redis server's CPU use and the commands it ran over the block. Server-wide figures: other
+    clients of the same Redis (another project's tests, say) show up in them too."""
+    if probe is None:
+        yield
+        return
+    cpu, commands = probe.counters()
+    started = time.monotonic()
+    yield
+    wall = time.monotonic() - started
+    cpu_after, commands_after = probe.counters()
+    if wall > 0:
+        result.redis_cpu_pct = round(100 * (cpu_after - cpu) / wall, 1)
+    for name, (calls, usec) in commands_after.items():
+        before_calls, before_usec = commands.get(name, (0, 0))
+        if name not in ("info", "ping") and calls > before_calls:
+            result.redis_commands[name] = calls - before_calls
+            result.redis_usec_per_call[name] = round((usec - before_usec) / (calls - before_calls), 2)
+
+
+def redis_summary(result: Result) -> str:
+    """"Redis: 1.00 evalsha per request (3.1 us each), Redis CPU 12%"."""
+    if result.redis_cpu_pct is None:
+        return ""
+    per_request = ", ".join(
+        f"{calls / result.requests:.2f} {name} ({result.redis_usec_per_call[name]:g} us each)"
+        for name, calls in sorted(result.redis_commands.items(), key=lambda item: -item[1])[:4]
+    ) if result.requests else ""
+    return (f"Redis: {per_request or 'no commands'} per request, Redis server CPU {result.redis_cpu_pct:.0f}% of "
+            "one core")
+
+
+def postgres_dsn(url: str, database: str | None = None) -> str:
+    """`url` (postgresql:// or postgresql+asyncpg://) in asyncpg's plain form, pointing at `database` if given."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}" if database else parts.path, parts.query, ""))
+
+
+async def _postgres(url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_dsn(url), timeout=10)
+    try:
+        await conn.execute(statement, timeout=30)
+    finally:
+        await conn.close(timeout=10)
+
+
+@contextlib.contextmanager
+def throwaway_postgres(url: str) -> Iterator[str]:
+    """A fresh `mcpp_bench_<hex>` database on `url`'s server (created from `url`'s database); yields its
+    SQLAlchemy URL and drops it, WITH (FORCE), afterwards."""
+    import secrets
+
+    name = f"mcpp_bench_{secrets.token_hex(4)}"
+    asyncio.run(_postgres(url, f'CREATE DATABASE "{name}"'))  # a generated identifier, not input
+    try:
+        yield postgres_dsn(url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        asyncio.run(_postgres(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # -- requests -----------------------------------------------------------------------------------------------------
@@ -419,7 +575,7 @@ wrk.method = "POST"
 {headers}
 local prefix = [==[{prefix}]==]
 local suffix = [==[{suffix}]==]
-local counter = 0
+local counter = {first_id}
 bad = 0
 local threads = {{}}
 
@@ -453,32 +609,59 @@ end
 """
 
 
-def wrk_script(scenario: Scenario, session_id: str | None) -> str:
+def wrk_script(scenario: Scenario, session_id: str | None, first_id: int = 0) -> str:
+    """`first_id`: request ids count up from just above it (two wrk processes sharing one session use disjoint
+    ranges, as one client would never reuse an id in flight)."""
     prefix, suffix = split_body(scenario.era)
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in call_headers(scenario, session_id).items())
-    return WRK_SCRIPT.format(headers=headers, prefix=prefix, suffix=suffix)
+    return WRK_SCRIPT.format(headers=headers, prefix=prefix, suffix=suffix, first_id=first_id)
+
+
+def run_wrk_many(wrk: str, loads: Sequence[tuple[Path, int]], seconds: float,
+                 connections: int = CONNECTIONS) -> list[dict[str, Any]]:
+    """One wrk process per (Lua script, port), all started at once; the figures of each, once all are done."""
+    duration = max(1, round(seconds))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for script, port in loads:
+            cmd = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                   f"http://{HOST}:{port}{PATH}"]
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        deadline = time.monotonic() + duration + 60
+        outputs = [proc.communicate(timeout=max(1.0, deadline - time.monotonic())) for proc in procs]
+    finally:
+        for proc in procs:  # only on an error above (a timeout): they have all exited otherwise
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    all_figures = []
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        lines = [line for line in stdout.splitlines() if line.startswith("BENCH ")]
+        if proc.returncode != 0 or not lines:
+            raise CheckFailed(f"wrk failed (exit {proc.returncode}): {stderr.strip() or stdout[-500:]}")
+        figures: dict[str, Any] = json.loads(lines[-1][len("BENCH "):])
+        figures["output"] = stdout
+        all_figures.append(figures)
+    return all_figures
 
 
 def run_wrk(wrk: str, script: Path, port: int, seconds: float) -> dict[str, Any]:
-    cmd = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-           f"http://{HOST}:{port}{PATH}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH ")]
-    if proc.returncode != 0 or not lines:
-        raise CheckFailed(f"wrk failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout[-500:]}")
-    figures: dict[str, Any] = json.loads(lines[-1][len("BENCH "):])
-    figures["output"] = proc.stdout
-    return figures
+    return run_wrk_many(wrk, [(script, port)], seconds)[0]
 
 
 def load_with_wrk(wrk: str, scenario: Scenario, server: Server, session_id: str | None, seconds: float,
-                  workdir: Path, result: Result) -> None:
+                  workdir: Path, result: Result, redis: RedisProbe | None) -> None:
     script = workdir / "load.lua"
     script.write_text(wrk_script(scenario, session_id))
     run_wrk(wrk, script, server.port, WARMUP_SECONDS)
-    with observed(server, result):
+    with observed(server, result), observed_redis(redis, result):
         figures = run_wrk(wrk, script, server.port, seconds)
     (workdir / "wrk.txt").write_text(figures["output"])
+    apply_wrk_figures(figures, result)
+
+
+def apply_wrk_figures(figures: Mapping[str, Any], result: Result) -> None:
     result.requests = figures["requests"]
     result.seconds = figures["duration_us"] / 1e6
     result.rps = result.requests / result.seconds if result.seconds else 0.0
@@ -585,9 +768,9 @@ def _run_async(coro: Any) -> Any:
 
 
 def load_with_python(scenario: Scenario, server: Server, session_id: str | None, seconds: float,
-                     result: Result) -> None:
+                     result: Result, redis: RedisProbe | None) -> None:
     _run_async(_python_load(scenario, server.port, session_id, WARMUP_SECONDS))
-    with observed(server, result):
+    with observed(server, result), observed_redis(redis, result):
         latencies, errors, elapsed = _run_async(_python_load(scenario, server.port, session_id, seconds))
     latencies.sort()
     result.requests = len(latencies)
@@ -605,25 +788,38 @@ def load_with_python(scenario: Scenario, server: Server, session_id: str | None,
 
 
 def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path,
-                 cpus: tuple[int, int] | None) -> Result:
+                 cpus: tuple[int, int] | None, redis: RedisProbe | None) -> Result:
+    """`redis`: the probe for the (Redis) scenarios, None when Redis is not reachable (they are then skipped)."""
     result = Result(scenario.label, scenario.server, scenario.era, ok=False,
+                    state=("redis" if scenario.redis else "process") if scenario.server == "ours" else "",
                     generator="wrk" if wrk else "python-asyncio")
+    if scenario.redis and redis is None:
+        result.skipped = "Redis is not reachable"
+        return result
+    probe = redis if scenario.redis else None
+    settings = {"state": {"redis_url": probe.url}} if probe else None
     workdir = root / scenario.label.replace(" ", "_").replace("(", "").replace(")", "")
     try:
-        server = start_server(scenario.server, workdir, cpus[0] if cpus else None)
+        if probe:
+            probe.flush()  # no sessions or events left over from an earlier run
+        server = start_server(scenario.server, workdir, cpus[0] if cpus else None, settings)
     except CheckFailed as exc:
         result.notes.append(str(exc))
         return result
     result.server_stack = server.stack
     try:
         session_id = handshake(scenario, server.port) if scenario.era == "handshake" else None
+        if probe and session_id and not probe.has_session(session_id):
+            raise CheckFailed(f"the session is not in Redis ({probe.url}): is state.redis_url in effect?")
         reply = check_call(scenario, server.port, session_id)
         result.reply_type = reply.headers.get("content-type", "?").split(";")[0]
         if wrk:
-            load_with_wrk(wrk, scenario, server, session_id, seconds, workdir, result)
+            load_with_wrk(wrk, scenario, server, session_id, seconds, workdir, result, probe)
         else:
-            load_with_python(scenario, server, session_id, seconds, result)
+            load_with_python(scenario, server, session_id, seconds, result, probe)
         check_call(scenario, server.port, session_id)  # still answering correctly after the load
+        if probe and (summary := redis_summary(result)):
+            result.notes.append(summary)
         if result.server_cpu_pct is not None and result.server_cpu_pct < 85:
             result.notes.append(f"the server used only {result.server_cpu_pct:.0f}% of its CPU: req/s is a lower "
                                 "bound, set by the load generator or by contention, not the server's capacity")

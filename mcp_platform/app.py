@@ -23,7 +23,7 @@ from mcp_platform.auth import BearerVerifier, TokenStore
 from mcp_platform.capabilities import Capability
 from mcp_platform.context import Backends, Clock
 from mcp_platform.discovery import Discovered, ToolLoader
-from mcp_platform.errors import ConfigError
+from mcp_platform.errors import ConfigError, StoreUnavailable
 from mcp_platform.hooks import Hooks
 from mcp_platform.onboarding.llms import LlmsRoute
 from mcp_platform.prompts import Prompts
@@ -226,9 +226,9 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         if changed:
             await registry.changed()
         if prompts.replace(found.prompts):
-            await notifier.publish({"kind": "prompts"})
+            await _tell(notifier, {"kind": "prompts"})
         if resources.replace(found.resources):
-            await notifier.publish({"kind": "resources"})
+            await _tell(notifier, {"kind": "resources"})
         failures.clear()
         failures.update(found.failures)
         failures.update(problems)
@@ -291,6 +291,15 @@ async def _shared_stores(settings: Settings, clock: Clock, stack: AsyncExitStack
                    [("redis", _RedisProbe(client))])
 
 
+async def _tell(notifier: Notifier, event: dict[str, Any]) -> None:
+    """Publish a change hint after the change itself was stored: if Redis is down the hint is lost (and logged),
+    but the change stands; clients refetch on their next list anyway."""
+    try:
+        await notifier.publish(event)
+    except StoreUnavailable as exc:
+        logger.warning("could not announce %s: %s", event.get("kind"), exc)
+
+
 def _background(work: Any, stack: AsyncExitStack) -> None:
     import asyncio
 
@@ -305,7 +314,7 @@ def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier, bu
     from mcp_platform.capabilities.flags import FlagStore
 
     async def tools_changed() -> None:
-        await notifier.publish({"kind": "tools"})
+        await _tell(notifier, {"kind": "tools"})
 
     registry.on_change.append(tools_changed)
     flags = backends.find(FlagStore)
@@ -314,7 +323,7 @@ def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier, bu
     registry.flag_reader = flags.is_on
 
     async def flag_flipped(name: str, enabled: bool) -> None:
-        await bus.publish({"kind": "flag", "name": name})
+        await _tell(bus, {"kind": "flag", "name": name})
         if name in registry.gating_flags():
             await registry.changed()
 

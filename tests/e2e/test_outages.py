@@ -53,3 +53,42 @@ async def test_postgres_outage_and_recovery(tmp_path: Path) -> None:
     finally:
         proxy.close()
         await drop_postgres_database(base, name)
+
+
+async def test_redis_outage_gives_503_and_the_session_goes_on(tmp_path: Path) -> None:
+    from tests.cluster import flush_redis
+    from tests.services import require_redis
+    from tests.support import JSON_HEADERS, TOKEN
+
+    redis_url = require_redis().rsplit("/", 1)[0] + "/14"
+    flush_redis(redis_url)
+    port = int(redis_url.split("//")[1].split("/")[0].split(":")[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    try:
+        settings = make_settings(tmp_path, state={"url": f"sqlite+aiosqlite:///{tmp_path}/state.db",
+                                                  "redis_url": f"redis://127.0.0.1:{proxy.port}/14"})
+        headers = {**JSON_HEADERS, "authorization": f"Bearer {TOKEN}"}
+        with running_server(create_app(settings, capabilities=[])) as server:
+            async with httpx2.AsyncClient(headers=headers, timeout=10) as http:
+                init = await http.post(server + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                                              "params": {"protocolVersion": "2025-11-25"}})
+                session = {"mcp-session-id": init.headers["mcp-session-id"]}
+                ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+                assert (await http.post(server + "/mcp", headers=session, json=ping)).status_code == 200
+
+                proxy.cut()
+                down = await http.post(server + "/mcp", headers=session, json=ping)
+                assert down.status_code == 503
+                assert "redis is unavailable" in down.json()["error"]["message"]
+                assert down.headers["retry-after"] == "5"
+                ready = await http.get(server + "/readyz")
+                assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
+
+                proxy.restore()
+                with anyio.fail_after(10):
+                    while (back := await http.post(server + "/mcp", headers=session, json=ping)).status_code != 200:
+                        await anyio.sleep(0.1)
+                assert back.json()["result"] == {}
+                assert (await http.get(server + "/readyz")).status_code == 200
+    finally:
+        proxy.close()

@@ -15,8 +15,15 @@ import pytest
 from mcp_platform.app import create_app
 from tests.cluster import Instance, cluster, flush_redis, proxied, write_config
 from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres, require_redis
-from tests.support import JSON_HEADERS, TOKEN, make_settings, mcp_client, modern_headers, modern_request, \
-    running_server
+from tests.support import (
+    JSON_HEADERS,
+    TOKEN,
+    make_settings,
+    mcp_client,
+    modern_headers,
+    modern_request,
+    running_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 REPO = Path(__file__).parents[2]

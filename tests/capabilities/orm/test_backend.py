@@ -36,8 +36,9 @@ from mcp_platform.errors import ConfigError, ToolError
 from mcp_platform.registry import Registry
 from mcp_platform.settings import DatabaseSettings
 from mcp_platform.stores.sql import STATE_METADATA
-from tests.capabilities.orm.conftest import SERVER_URL, Caller, open_shop
+from tests.capabilities.orm.conftest import Caller, open_shop
 from tests.capabilities.support import call, make_settings, text
+from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
 from tools import shop
 from tools.shop import Customer  # imported, not defined here: collect_models must not report it for this module
 
@@ -111,15 +112,21 @@ async def test_reads_cannot_write(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.skipif(SERVER_URL is None, reason="needs MCP_PLATFORM_TEST_ORM_URL (a PostgreSQL server)")
-async def test_server_side_statement_timeout_stops_a_slow_query(tmp_path: Path) -> None:
-    async with open_shop(tmp_path, statement_timeout_seconds=0.2) as backend:
-        async def slow(session: AsyncSession) -> None:
-            await session.execute(sa.select(sa.func.pg_sleep(30)))
+async def test_server_side_statement_timeout_stops_a_slow_query() -> None:
+    base = require_postgres()
+    url, name = await fresh_postgres_database(base)
+    try:
+        settings = DatabaseSettings(url=url, statement_timeout_seconds=0.2)
+        async with OrmBackend(settings, collect_models([shop]), seeds=collect_seeds([shop]),
+                              secret=b"s" * 32) as backend:
+            async def slow(session: AsyncSession) -> None:
+                await session.execute(sa.select(sa.func.pg_sleep(30)))
 
-        with pytest.raises(ToolError, match="did not finish within 0.2 s"):
-            await backend.read(slow)
-        assert (await Caller(backend).ok(count_records, model="Order"))["count"] == 30
+            with pytest.raises(ToolError, match="did not finish within 0.2 s"):
+                await backend.read(slow)
+            assert (await Caller(backend).ok(count_records, model="Order"))["count"] == 30
+    finally:
+        await drop_postgres_database(base, name)
 
 
 @pytest.mark.anyio
