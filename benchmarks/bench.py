@@ -834,6 +834,110 @@ def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path
     return result
 
 
+# -- two instances ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClusterResult:
+    """Two instances of ours sharing Redis and a PostgreSQL state database, loaded at once, one wrk each."""
+
+    era: str
+    ok: bool = False
+    instances: list[Result] = field(default_factory=list)
+    """A (which created the session, in the handshake era) then B; each with its own wrk's figures."""
+    total_rps: float = 0.0
+    errors: int = 0
+    redis_cpu_pct: float | None = None
+    redis_commands: dict[str, int] = field(default_factory=dict)
+    redis_usec_per_call: dict[str, float] = field(default_factory=dict)
+    sessions_in_redis: int | None = None
+    """Session keys in Redis after the run: 1 in the handshake era (the one both instances served)."""
+    all_total_rps: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def cpu_affinity(cpus: set[int]) -> Iterator[None]:
+    """This process (and the wrk processes it starts) on `cpus` for the block."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def run_cluster(era: Era, seconds: float, wrk: str, root: Path, cpus: tuple[int, int] | None,
+                redis: RedisProbe, state_url: str) -> ClusterResult:
+    """Instance A on the first CPU, B on the second; in the handshake era one session, created on A, is loaded
+    on both at once (B has never seen it but through Redis). wrk is not pinned: it shares both CPUs."""
+    scenario = Scenario(f"2 instances {'handshake' if era == 'handshake' else MODERN_VERSION}", "ours", era, True)
+    out = ClusterResult(era)
+    settings = {"state": {"url": state_url, "redis_url": redis.url}, "secret_key": CLUSTER_SECRET}
+    servers: list[Server] = []
+    workdir = root / scenario.label.replace(" ", "_")
+    try:
+        redis.flush()
+        for n, name in enumerate("AB"):  # one after the other: the first creates the state tables
+            servers.append(start_server("ours", workdir / name, cpus[n] if cpus else None, settings))
+            out.instances.append(Result(f"{scenario.label}: {name}", "ours", era, ok=False, state="redis+postgres",
+                                        generator="wrk", server_stack=servers[-1].stack))
+        session_id = handshake(scenario, servers[0].port) if era == "handshake" else None
+        for server, result in zip(servers, out.instances, strict=True):  # B answers A's session
+            reply = check_call(scenario, server.port, session_id)
+            result.reply_type = reply.headers.get("content-type", "?").split(";")[0]
+        scripts = []
+        for n, server in enumerate(servers):
+            script = workdir / f"load-{'AB'[n]}.lua"
+            script.write_text(wrk_script(scenario, session_id, first_id=n * 1_000_000_000))
+            scripts.append((script, server.port))
+        with cpu_affinity(set(os.sched_getaffinity(0)) | set(cpus or ())):
+            run_wrk_many(wrk, scripts, WARMUP_SECONDS, CLUSTER_CONNECTIONS)
+            total = Result(scenario.label, "ours", era, ok=False)
+            with contextlib.ExitStack() as observing:
+                for server, result in zip(servers, out.instances, strict=True):
+                    observing.enter_context(observed(server, result))
+                observing.enter_context(observed_redis(redis, total))
+                all_figures = run_wrk_many(wrk, scripts, seconds, CLUSTER_CONNECTIONS)
+        for n, (figures, result) in enumerate(zip(all_figures, out.instances, strict=True)):
+            (workdir / f"wrk-{'AB'[n]}.txt").write_text(figures["output"])
+            apply_wrk_figures(figures, result)
+        out.redis_cpu_pct, out.redis_commands = total.redis_cpu_pct, total.redis_commands
+        out.redis_usec_per_call = total.redis_usec_per_call
+        for server in servers:  # both still answer correctly after the load
+            check_call(scenario, server.port, session_id)
+        if session_id is not None:
+            out.sessions_in_redis = redis.session_keys()
+            if out.sessions_in_redis != 1 or not redis.has_session(session_id):
+                raise CheckFailed(f"expected exactly the one shared session in Redis, found "
+                                  f"{out.sessions_in_redis} session keys")
+        for result in out.instances:
+            result.ok = result.errors == 0 and result.requests > 0
+        out.ok = all(r.ok for r in out.instances)
+    except (CheckFailed, OSError, subprocess.TimeoutExpired, TimeoutError, ValueError) as exc:
+        out.notes.append(f"failed: {exc}")
+        for name, server in zip("AB", servers, strict=False):
+            if tail := server.log_tail():
+                out.notes.append(f"server log of {name}:\n{tail}")
+    finally:
+        for server, result in zip(servers, out.instances, strict=False):
+            result.rss_kib = server.rss_kib()
+            server.stop()
+    out.total_rps = sum(r.rps for r in out.instances)
+    out.errors = sum(r.errors for r in out.instances)
+    out.notes.extend(f"{r.scenario}: {note}" for r in out.instances for note in r.notes)
+    return out
+
+
+def best_cluster_of(runs: Sequence[ClusterResult]) -> ClusterResult:
+    best = max(runs, key=lambda r: (r.ok, r.total_rps))
+    if not all(r.ok for r in runs):
+        best.ok = False
+        best.notes.extend(note for r in runs if r is not best for note in r.notes)
+    best.all_total_rps = [round(r.total_rps) for r in runs]
+    return best
+
+
 # -- report -------------------------------------------------------------------------------------------------------
 
 
