@@ -81,6 +81,29 @@ async def open_session(client: httpx2.AsyncClient, version: str = "2025-11-25") 
     return session_id
 
 
+async def create_token(settings: Settings, name: str, scopes: list[str]) -> str:
+    """A named token in `settings`' state database, as `mcp-platform token create` makes one."""
+    from mcp_platform.auth import TokenStore
+    from mcp_platform.stores.sql import StateDB
+
+    db = StateDB(settings.state.url)
+    await db.start()
+    try:
+        return await TokenStore(db).create(name, scopes)
+    finally:
+        await db.close()
+
+
+class ManualClock:
+    """A monotonic clock the test moves by hand (`clock.now += 5`) instead of sleeping."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

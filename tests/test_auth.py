@@ -12,17 +12,9 @@ from mcp_platform.auth import BearerVerifier, TokenStore, bearer_token, hash_tok
 from mcp_platform.auth_types import expand_scopes
 from mcp_platform.cli import main
 from mcp_platform.stores.sql import StateDB
-from tests.support import asgi_client, make_settings, modern_headers, modern_request
+from tests.support import ManualClock, asgi_client, create_token, make_settings, modern_headers, modern_request
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
@@ -53,7 +45,7 @@ async def test_token_create_refuses_bad_input(tmp_path: Path, name: str, scopes:
 async def test_verifier_picks_up_new_and_revoked_tokens(tmp_path: Path) -> None:
     db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
     await db.start()
-    clock = Clock()
+    clock = ManualClock(0.0)
     try:
         store = TokenStore(db)
         verifier = BearerVerifier(store, env_token=None, clock=clock)
@@ -87,12 +79,7 @@ def test_bearer_token_parsing(header: str | None, expected: str | None) -> None:
 
 async def test_read_token_sees_only_read_tools_and_gets_403_for_others(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    db = StateDB(settings.state.url)
-    await db.start()
-    try:
-        reader = await TokenStore(db).create("reader", ["read"])
-    finally:
-        await db.close()
+    reader = await create_token(settings, "reader", ["read"])
     app = create_app(settings, capabilities=[])
     async with asgi_client(app, token=reader) as client:
         listed = await client.post("/mcp", headers=modern_headers("tools/list", token=reader),

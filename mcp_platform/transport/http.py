@@ -24,7 +24,6 @@ from mcp_platform.errors import (
     ProtocolError,
     RateLimited,
     StoreUnavailable,
-    ToolError,
     UnsupportedProtocolVersion,
     modern_http_status,
 )
@@ -36,6 +35,7 @@ from mcp_platform.protocol.sessions import SessionData, SessionsFull, SessionSto
 from mcp_platform.settings import Settings
 from mcp_platform.stores.base import EventStore, Notifier
 from mcp_platform.transport.guards import HostOriginGuard, accepts, is_json_content_type
+from mcp_platform.transport.inflight import InFlight
 from mcp_platform.transport.sse import CallStream, send_json, send_status
 from mcp_platform.transport.streams import (
     StreamRecorder,
@@ -86,11 +86,8 @@ class McpEndpoint:
         self.hooks = hooks
         self.notifier = notifier
         self.events = events
-        self.bus = bus
+        self.inflight = InFlight(bus)
         self.apply(settings)
-        self._inflight: dict[tuple[str, Any], CallStream] = {}
-        self._client_replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
-        self._next_request = 0
         self._get_streams: set[str] = set()
         self._param_header_tools: dict[str, bool] = {}
 
@@ -341,51 +338,17 @@ class McpEndpoint:
 
     async def _session_notification(self, session_id: str, session: SessionData, message: jsonrpc.Message) -> None:
         if message.kind == "response":
-            # The call waiting for this answer may run on another instance: the bus takes it there.
-            await self._to_bus({"kind": "reply", "session": session_id, "id": str(message.id),
-                                "result": message.raw.get("result"), "error": message.raw.get("error")})
+            await self.inflight.reply(session_id, message.id, message.raw.get("result"), message.raw.get("error"))
         elif message.method == "notifications/initialized" and not session.initialized:
             session.initialized = True
             await self.sessions.update(session_id, session)
         elif message.method == "notifications/cancelled":
             request_id = message.params.get("requestId")
             if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-                await self._to_bus({"kind": "cancel", "session": session_id, "id": request_id})
-
-    async def _to_bus(self, event: dict[str, Any]) -> None:
-        if self.bus is None:
-            self._on_bus(event)
-        else:
-            await self.bus.publish(event)
+                await self.inflight.cancel(session_id, request_id)
 
     async def serve_bus(self) -> None:
-        """Act on cancellations and client replies for calls running here, wherever they arrived."""
-        if self.bus is None:
-            return
-        async for event in self.bus.subscribe():
-            try:
-                self._on_bus(event)
-            except Exception:
-                logger.exception("could not act on an internal event")
-
-    def _on_bus(self, event: dict[str, Any]) -> None:
-        session_id = event.get("session")
-        if not isinstance(session_id, str):
-            return
-        if event.get("kind") == "cancel":
-            stream = self._inflight.get((session_id, event.get("id")))
-            if stream is not None:
-                stream.request_cancel()
-        elif event.get("kind") == "reply":
-            waiting = self._client_replies.get((session_id, str(event.get("id"))))
-            if waiting is None or waiting.done():
-                return
-            result, error = event.get("result"), event.get("error")
-            if isinstance(result, dict):
-                waiting.set_result(result)
-            else:
-                reason = error.get("message") if isinstance(error, dict) else None
-                waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason'}"))
+        await self.inflight.serve()
 
     async def _respond(self, call: Call, receive: Receive, send: Send, *, cancel_on_disconnect: bool) -> None:
         modern = call.modern
@@ -412,7 +375,7 @@ class McpEndpoint:
         stream = CallStream(send, heartbeat=self._heartbeat, recorder=recorder)
         call.notify = stream.notify
         if call.session_id is not None:
-            call.server_request = self._server_requester(call.session_id, stream)
+            call.server_request = self.inflight.requester(call.session_id, stream)
 
         async def work() -> tuple[int, bytes]:
             try:
@@ -422,32 +385,12 @@ class McpEndpoint:
                 return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
             return 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
 
-        # Handshake era: `notifications/cancelled` finds the call by (session, request id).
-        key = (call.session_id, call.id) if call.session_id is not None else None
-        if key is not None:
-            self._inflight[key] = stream
-        try:
+        if call.session_id is None:
             await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect)
-        finally:
-            if key is not None and self._inflight.get(key) is stream:
-                del self._inflight[key]
-
-    def _server_requester(self, session_id: str, stream: CallStream) -> Any:
-        """Handshake era: a tool's request to the client goes out on the call's SSE stream; the client answers
-        with a POST that `_session_notification` routes back here."""
-
-        async def request(method: str, params: dict[str, Any]) -> dict[str, Any]:
-            self._next_request += 1
-            request_id = f"srv-{self._next_request}"
-            waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._client_replies[(session_id, request_id)] = waiting
-            try:
-                await stream.send_message({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-                return await waiting
-            finally:
-                self._client_replies.pop((session_id, request_id), None)
-
-        return request
+            return
+        # Handshake era: `notifications/cancelled` finds the call by (session, request id).
+        with self.inflight.running(call.session_id, call.id, stream):
+            await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect)
 
     async def _batch(self, items: list[Any], receive: Receive, send: Send, headers: dict[str, str],
                      principal: Principal) -> None:
@@ -519,7 +462,5 @@ class McpEndpoint:
         await self.sessions.delete(session_id)
         if self.events is not None:
             await self.events.forget_session(session_id)
-        for (owner, request_id), _stream in list(self._inflight.items()):
-            if owner == session_id:
-                await self._to_bus({"kind": "cancel", "session": session_id, "id": request_id})
+        await self.inflight.cancel_session(session_id)
         await send_status(send, 200)

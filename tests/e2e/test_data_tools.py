@@ -12,9 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_platform.app import create_app
-from mcp_platform.auth import TokenStore
-from mcp_platform.stores.sql import StateDB
-from tests.support import make_settings, mcp_client, running_server
+from tests.support import create_token, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 REPO = Path(__file__).parents[2]
@@ -152,12 +150,7 @@ async def test_search_reports_progress(base: str) -> None:
 
 async def test_read_only_token_cannot_write(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, tools={"dirs": [REPO / "tools"]}, static={"root": REPO / "static"})
-    db = StateDB(settings.state.url)
-    await db.start()
-    try:
-        reader = await TokenStore(db).create("reader", ["read"])
-    finally:
-        await db.close()
+    reader = await create_token(settings, "reader", ["read"])
     with running_server(create_app(settings)) as url:
         async with mcp_client(url + "/mcp", "2026-07-28", token=reader) as client:
             with pytest.raises(MCPError) as refused:

@@ -14,25 +14,13 @@ from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_platform.app import create_app
-from mcp_platform.auth import TokenStore
 from mcp_platform.context import Clock
-from mcp_platform.stores.sql import StateDB
-from tests.support import TOKEN, make_settings, mcp_client, running_server
+from tests.support import TOKEN, ManualClock, create_token, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 MODES = ["legacy", "2026-07-28"]
 FLAGS = {"maintenance_mode": {"default": False, "description": "Maintenance switch"},
          "beta": {"default": True, "description": "Beta features"}}
-
-
-class FakeTime:
-    """Moved by the test; read by the server thread (a float read is atomic)."""
-
-    def __init__(self) -> None:
-        self.value = 10_000.0
-
-    def __call__(self) -> float:
-        return self.value
 
 
 def _config(tmp: Path, extra: str = "") -> Path:
@@ -76,7 +64,7 @@ async def _structured(client: Any, tool: str, args: dict[str, Any] | None = None
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_every_platform_tool_answers(tmp_path: Path, mode: str, log_trap: LogTrap) -> None:
-    app = create_app(_settings(tmp_path, rate_limit={"per_minute": 6000, "burst": 1000}), clock=Clock(FakeTime()))
+    app = create_app(_settings(tmp_path, rate_limit={"per_minute": 6000, "burst": 1000}), clock=Clock(ManualClock()))
     with running_server(app) as base:
         async with mcp_client(base + "/mcp", mode) as client:
             config = await _structured(client, "server_config")
@@ -125,7 +113,7 @@ async def test_flag_survives_a_restart(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_burst_gets_429_and_recovers_when_time_moves(tmp_path: Path, mode: str) -> None:
-    now = FakeTime()
+    now = ManualClock()
     app = create_app(_settings(tmp_path, rate_limit={"per_minute": 60, "burst": 8}), clock=Clock(now))
     with running_server(app) as base:
         async with mcp_client(base + "/mcp", mode) as client:
@@ -140,7 +128,7 @@ async def test_burst_gets_429_and_recovers_when_time_moves(tmp_path: Path, mode:
             assert refused.error.data["retryAfter"] >= 1
             budget = await _structured(client, "check_rate_limit")  # free: works while throttled
             assert budget["remaining"] < 1
-            now.value += 5  # five seconds at one request per second
+            now.now += 5  # five seconds at one request per second
             assert (await client.call_tool("feature_flags", {})).is_error is False
         headers = {"authorization": f"Bearer {TOKEN}", "accept": "application/json, text/event-stream",
                    "content-type": "application/json"}
@@ -158,12 +146,7 @@ async def test_burst_gets_429_and_recovers_when_time_moves(tmp_path: Path, mode:
 
 async def test_read_only_token_sees_no_write_or_admin_tools(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    db = StateDB(settings.state.url)
-    await db.start()
-    try:
-        reader = await TokenStore(db).create("reader", ["read"])
-    finally:
-        await db.close()
+    reader = await create_token(settings, "reader", ["read"])
     app = create_app(settings)
     with running_server(app) as base:
         for mode in MODES:

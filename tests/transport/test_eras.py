@@ -15,6 +15,7 @@ from tests.support import (
     JSON_HEADERS,
     MODERN,
     TOKEN,
+    ManualClock,
     asgi_client,
     make_settings,
     modern_headers,
@@ -26,21 +27,13 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def client(tmp_path: Path, clock: Clock) -> AsyncIterator[httpx2.AsyncClient]:
+async def client(tmp_path: Path, clock: ManualClock) -> AsyncIterator[httpx2.AsyncClient]:
     store = MemorySessionStore(ttl_seconds=60, max_sessions=3, clock=clock)
     app = create_app(make_settings(tmp_path, tools={"dirs": [Path(__file__).parents[1] / "fixtures" / "tools"],
                                                     "page_size": 4}), capabilities=[], sessions=store)
@@ -107,7 +100,7 @@ async def test_deleted_session_is_404_afterwards(client: httpx2.AsyncClient) -> 
     assert (await client.delete("/mcp", headers=_session_headers(session))).status_code == 404
 
 
-async def test_expired_session_is_404(client: httpx2.AsyncClient, clock: Clock) -> None:
+async def test_expired_session_is_404(client: httpx2.AsyncClient, clock: ManualClock) -> None:
     session = await open_session(client)
     clock.now += 59
     assert (await _rpc(client, _session_headers(session), "ping")).status_code == 200
