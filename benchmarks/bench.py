@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,6 +117,8 @@ class Result:
     rps: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    max_ms: float = 0.0
+    """Slowest answered request (wrk: requests unanswered after 2 s count as timeouts instead)."""
     errors: int = 0
     """Socket errors, timeouts and responses that were not a correct 200, during the measured run."""
     rss_kib: int | None = None
@@ -274,6 +276,14 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
+    def log_errors(self) -> str:
+        """"N ERROR lines in the server log (first: ...)", or "" when there are none."""
+        with contextlib.suppress(OSError):
+            found = [line for line in self.log.read_text(errors="replace").splitlines() if line.startswith("ERROR")]
+            if found:
+                return f"{len(found)} ERROR lines in the server log (first: {found[0][:120]!r}; --keep keeps it)"
+        return ""
+
     def log_tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -368,6 +378,10 @@ class RedisProbe:
         with self._failing("FLUSHDB"):
             self._client.flushdb()
 
+    def flush_quietly(self) -> None:
+        with contextlib.suppress(CheckFailed):
+            self.flush()
+
     def session_keys(self) -> int:
         from mcp_platform.stores.redis_client import DEFAULT_PREFIX
 
@@ -414,16 +428,25 @@ def observed_redis(probe: RedisProbe | None, result: Result) -> Iterator[None]:
             result.redis_usec_per_call[name] = round((usec - before_usec) / (calls - before_calls), 2)
 
 
-def redis_summary(result: Result) -> str:
-    """"Redis: 1.00 evalsha per request (3.1 us each), Redis CPU 12%"."""
-    if result.redis_cpu_pct is None:
+def redis_summary(requests: int, cpu_pct: float | None, commands: Mapping[str, int],
+                  usec_per_call: Mapping[str, float]) -> str:
+    """"Redis per request: 1.00 evalsha (9.1 us each), ...; Redis server CPU 12% of one core". Commands run
+    less than once per 100 requests (connection set-up, health checks, other clients of the same Redis) are
+    only counted."""
+    if cpu_pct is None:
         return ""
-    per_request = ", ".join(
-        f"{calls / result.requests:.2f} {name} ({result.redis_usec_per_call[name]:g} us each)"
-        for name, calls in sorted(result.redis_commands.items(), key=lambda item: -item[1])[:4]
-    ) if result.requests else ""
-    return (f"Redis: {per_request or 'no commands'} per request, Redis server CPU {result.redis_cpu_pct:.0f}% of "
-            "one core")
+    frequent = sorted(((name, calls) for name, calls in commands.items() if requests and calls / requests >= 0.01),
+                      key=lambda item: (-item[1], item[0]))
+    per_request = ", ".join(f"{calls / requests:.2f} {name} ({usec_per_call[name]:g} us each)"
+                            for name, calls in frequent)
+    rare = sum(calls for name, calls in commands.items() if name not in dict(frequent))
+    text = f"Redis per request: {per_request or 'none'}"
+    if rare:
+        text += f" (+{rare} other calls in all)"
+    text += f"; Redis server CPU {cpu_pct:.0f}% of one core"
+    if len(frequent) > 1:
+        text += " (commands a script runs are counted both on their own and in the script's time)"
+    return text
 
 
 def postgres_dsn(url: str, database: str | None = None) -> str:
@@ -601,9 +624,9 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    "BENCH {{\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"wrong\\":%d," ..
-    "\\"connect\\":%d,\\"read\\":%d,\\"write\\":%d,\\"status\\":%d,\\"timeout\\":%d}}\\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), wrong,
+    "BENCH {{\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"max_us\\":%d," ..
+    "\\"wrong\\":%d,\\"connect\\":%d,\\"read\\":%d,\\"write\\":%d,\\"status\\":%d,\\"timeout\\":%d}}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max, wrong,
     e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
@@ -667,13 +690,16 @@ def apply_wrk_figures(figures: Mapping[str, Any], result: Result) -> None:
     result.rps = result.requests / result.seconds if result.seconds else 0.0
     result.p50_ms = figures["p50_us"] / 1000
     result.p99_ms = figures["p99_us"] / 1000
+    result.max_ms = figures.get("max_us", 0) / 1000
     socket_errors = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
     result.errors = socket_errors + figures["wrong"]
     if figures["wrong"]:
         result.notes.append(f"{figures['wrong']} replies were not HTTP 200 with a result of 3")
     if socket_errors:
         result.notes.append("wrk socket errors: " + ", ".join(
-            f"{k} {figures[k]}" for k in ("connect", "read", "write", "timeout") if figures[k]))
+            f"{k} {figures[k]}" for k in ("connect", "read", "write", "timeout") if figures[k])
+            + (" (a timeout: a request still unanswered after 2 s; it is left out of the latency figures)"
+               if figures["timeout"] else ""))
 
 
 # -- load: asyncio fallback ---------------------------------------------------------------------------------------
@@ -778,6 +804,7 @@ def load_with_python(scenario: Scenario, server: Server, session_id: str | None,
     result.rps = len(latencies) / elapsed if elapsed else 0.0
     result.p50_ms = _percentile(latencies, 50) * 1000
     result.p99_ms = _percentile(latencies, 99) * 1000
+    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
     result.errors = len(errors)
     if errors:
         kinds = sorted(set(errors))
@@ -818,7 +845,8 @@ def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path
         else:
             load_with_python(scenario, server, session_id, seconds, result, probe)
         check_call(scenario, server.port, session_id)  # still answering correctly after the load
-        if probe and (summary := redis_summary(result)):
+        if probe and (summary := redis_summary(result.requests, result.redis_cpu_pct, result.redis_commands,
+                                                result.redis_usec_per_call)):
             result.notes.append(summary)
         if result.server_cpu_pct is not None and result.server_cpu_pct < 85:
             result.notes.append(f"the server used only {result.server_cpu_pct:.0f}% of its CPU: req/s is a lower "
@@ -831,6 +859,8 @@ def run_scenario(scenario: Scenario, seconds: float, wrk: str | None, root: Path
     finally:
         result.rss_kib = server.rss_kib()
         server.stop()
+        if logged := server.log_errors():
+            result.notes.append(logged)
     return result
 
 
@@ -923,6 +953,8 @@ def run_cluster(era: Era, seconds: float, wrk: str, root: Path, cpus: tuple[int,
         for server, result in zip(servers, out.instances, strict=False):
             result.rss_kib = server.rss_kib()
             server.stop()
+            if logged := server.log_errors():
+                result.notes.append(logged)
     out.total_rps = sum(r.rps for r in out.instances)
     out.errors = sum(r.errors for r in out.instances)
     out.notes.extend(f"{r.scenario}: {note}" for r in out.instances for note in r.notes)
@@ -930,10 +962,14 @@ def run_cluster(era: Era, seconds: float, wrk: str, root: Path, cpus: tuple[int,
 
 
 def best_cluster_of(runs: Sequence[ClusterResult]) -> ClusterResult:
-    best = max(runs, key=lambda r: (r.ok, r.total_rps))
+    best = replace(max(runs, key=lambda r: (r.ok, r.total_rps)))  # a copy: every run is also reported as it was
+    if len(runs) > 1:
+        best.notes = [f"run {n}: {note}" for n, r in enumerate(runs, 1) for note in r.notes]
     if not all(r.ok for r in runs):
         best.ok = False
-        best.notes.extend(note for r in runs if r is not best for note in r.notes)
+        failed = ", ".join(str(n) for n, r in enumerate(runs, 1) if not r.ok)
+        best.notes.append(f"{best.instances[0].scenario.rpartition(':')[0] if best.instances else best.era}: "
+                          f"run(s) {failed} of {len(runs)} failed; the figures shown are the best run's")
     best.all_total_rps = [round(r.total_rps) for r in runs]
     return best
 
@@ -948,7 +984,7 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def environment(wrk: str | None, cpus: tuple[int, int] | None) -> dict[str, Any]:
+def environment(wrk: str | None, cpus: tuple[int, int] | None, redis_url: str) -> dict[str, Any]:
     cpu_model = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -974,15 +1010,30 @@ def environment(wrk: str | None, cpus: tuple[int, int] | None) -> dict[str, Any]
         "cpus": os.cpu_count(),
         "server_cpu": cpus[0] if cpus else None,
         "load_cpu": cpus[1] if cpus else None,
+        "redis_url": redis_url,
+        "redis_version": redis_version(redis_url),
     }
+
+
+def redis_version(url: str) -> str:
+    with contextlib.suppress(Exception):  # not reachable, or no redis package: only the report says so
+        import redis
+
+        client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return str(client.info("server")["redis_version"])
+        finally:
+            client.close()
+    return "not reachable"
 
 
 def best_of(runs: Sequence[Result]) -> Result:
     """The run with the most req/s (the least disturbed by other load); a failed run fails the scenario."""
-    best = max(runs, key=lambda r: (r.ok, r.rps))
+    chosen = max(runs, key=lambda r: (r.ok, r.rps))
+    best = replace(chosen, notes=list(chosen.notes))  # a copy: every run is also reported as it was
     if not all(r.ok for r in runs):
         best.ok = False
-        best.notes.extend(note for r in runs if r is not best for note in r.notes)
+        best.notes.extend(note for r in runs if r is not chosen for note in r.notes)
     best.all_rps = [round(r.rps) for r in runs]
     return best
 
@@ -992,7 +1043,8 @@ def ratios(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     ceiling = next((r for r in results if r.server == "starlette" and r.ok and r.rps), None)
     for era in ("handshake", "modern"):
-        ours = next((r for r in results if r.era == era and r.server == "ours" and r.ok), None)
+        ours = next((r for r in results if r.era == era and r.server == "ours" and r.state == "process" and r.ok),
+                    None)
         sdk = [r for r in results if r.era == era and r.server.startswith("sdk") and r.ok]
         if ours is None:
             continue
@@ -1008,7 +1060,19 @@ def ratios(results: Sequence[Result]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: float, repeat: int) -> None:
+def _row(label: str, r: Result) -> str:
+    rss = f"{r.rss_kib / 1024:.1f}" if r.rss_kib else "-"
+    cpu = f"{r.server_cpu_pct:.0f}%" if r.server_cpu_pct is not None else "-"
+    stall = f"{r.cpu_pressure_pct:.0f}%" if r.cpu_pressure_pct is not None else "-"
+    reply = {"application/json": "JSON", "text/event-stream": "SSE"}.get(r.reply_type, r.reply_type or "-")
+    figures = f"{r.rps:>7.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}" if r.requests else \
+        f"{'-':>7} {'-':>7} {'-':>7} {'-':>6}"
+    status = "skipped" if r.skipped else "ok" if r.ok else "FAILED"
+    return f"{label:<30} {figures} {rss:>7} {cpu:>7} {stall:>5}  {reply:<6} {status}"
+
+
+def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: float, repeat: int,
+                 cluster: Sequence[ClusterResult] = ()) -> None:
     print()
     print(f"Python {env['python']} ({env['implementation']}), uvicorn {env['uvicorn']}, mcp {env['mcp']}, "
           f"mcp-platform {env['mcp-platform']}, uvloop {env['uvloop']}, httptools {env['httptools']}")
@@ -1027,13 +1091,7 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
     print(header)
     print("-" * len(header))
     for r in results:
-        rss = f"{r.rss_kib / 1024:.1f}" if r.rss_kib else "-"
-        cpu = f"{r.server_cpu_pct:.0f}%" if r.server_cpu_pct is not None else "-"
-        stall = f"{r.cpu_pressure_pct:.0f}%" if r.cpu_pressure_pct is not None else "-"
-        reply = {"application/json": "JSON", "text/event-stream": "SSE"}.get(r.reply_type, r.reply_type or "-")
-        figures = f"{r.rps:>7.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}" if r.requests else \
-            f"{'-':>7} {'-':>7} {'-':>7} {'-':>6}"
-        print(f"{r.scenario:<30} {figures} {rss:>7} {cpu:>7} {stall:>5}  {reply:<6} {'ok' if r.ok else 'FAILED'}")
+        print(_row(r.scenario, r))
     print("srv CPU: the server's CPU time over the measured run (100% = its core saturated, so req/s is its "
           "capacity).\nstall: share of the run in which some task on the machine waited for a CPU "
           "(/proc/pressure/cpu), a hint of\ncontention from other processes (or from a saturated load "
@@ -1048,12 +1106,55 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
             line += f"; {ratio['share_of_ceiling']:.0%} of the plain Starlette ceiling"
         print(line)
     notes = [(r.scenario, note) for r in results for note in r.notes]
+    notes += [(r.scenario, f"skipped: {r.skipped}") for r in results if r.skipped]
     if repeat > 1:
-        notes += [(r.scenario, "req/s of each run: " + ", ".join(map(str, r.all_rps))) for r in results]
+        notes += [(r.scenario, "req/s of each run: " + ", ".join(map(str, r.all_rps))) for r in results
+                  if not r.skipped]
     if notes:
         print()
         for scenario, note in notes:
             print(f"{scenario}: {note}")
+    if cluster:
+        print_cluster(cluster, results, env, seconds, repeat)
+
+
+def print_cluster(cluster: Sequence[ClusterResult], results: Sequence[Result], env: Mapping[str, Any],
+                  seconds: float, repeat: int) -> None:
+    print()
+    pinning = f"A on CPU {env['server_cpu']}, B on CPU {env['load_cpu']}" if env["server_cpu"] is not None \
+        else "not pinned"
+    print(f"Two instances of ours ({pinning}), sharing Redis ({env['redis_url']}) and a throwaway PostgreSQL "
+          f"state database;\none wrk per instance, {CLUSTER_CONNECTIONS} connections each, both at once, not pinned, "
+          f"{seconds:g} s after a {WARMUP_SECONDS:g} s warm-up."
+          + (f" Best of {repeat} runs by total req/s." if repeat > 1 else ""))
+    print()
+    header = (f"{'scenario':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7} "
+              f"{'srv CPU':>7} {'stall':>5}  {'reply':<6} status")
+    print(header)
+    print("-" * len(header))
+    for c in cluster:
+        for r in c.instances:
+            print(_row(r.scenario, r))
+        label = c.instances[0].scenario.rpartition(":")[0] if c.instances else c.era
+        total = f"{c.total_rps:>7.0f} {'':>7} {'':>7} {c.errors:>6}"
+        print(f"{label + ': A + B':<30} {total} {'':>7} {'':>7} {'':>5}  {'':<6} {'ok' if c.ok else 'FAILED'}")
+        same_era = [r for r in results if r.server == "ours" and r.era == c.era and r.requests]
+        if same_era:
+            print(f"{'':<4}one instance, same run: " + "; ".join(f"{r.scenario} {r.rps:.0f} req/s" for r in same_era))
+        if summary := redis_summary(sum(r.requests for r in c.instances), c.redis_cpu_pct, c.redis_commands,
+                                    c.redis_usec_per_call):
+            print(f"{'':<4}{summary}")
+        if c.sessions_in_redis is not None:
+            print(f"{'':<4}sessions in Redis after the run: {c.sessions_in_redis} (created on A, served by both)")
+        if repeat > 1:
+            print(f"{'':<4}total req/s of each run: " + ", ".join(map(str, c.all_total_rps)))
+    print("On a 2-core machine the two instances, the two wrk processes and Redis (and PostgreSQL) compete for the "
+          "same\ncores: this measures the cost of shared state and correctness under load, not scaling.")
+    notes = [note for c in cluster for note in c.notes]
+    if notes:
+        print()
+        for note in notes:
+            print(note)
 
 
 # -- main ---------------------------------------------------------------------------------------------------------
@@ -1062,6 +1163,17 @@ def print_report(results: Sequence[Result], env: Mapping[str, Any], seconds: flo
 def pick_cpus() -> tuple[int, int] | None:
     available = sorted(os.sched_getaffinity(0))
     return (available[0], available[1]) if len(available) >= 2 else None
+
+
+def _redis_url(value: str) -> str:
+    """A Redis URL that names its database explicitly (it will be flushed), and not database 0."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.path.strip("/").isdigit() or parts.path == "/0":
+        raise argparse.ArgumentTypeError("give redis://host:port/N with an explicit database N other than 0 "
+                                         "(the bench flushes it)")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1077,6 +1189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only scenarios whose name contains TEXT (repeatable)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder (server logs, wrk scripts and outputs) and print its path")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also run two instances sharing Redis and PostgreSQL, loaded at once (needs wrk)")
+    parser.add_argument("--redis-url", type=_redis_url, default=REDIS_URL, metavar="URL",
+                        help=f"Redis database for the (Redis) scenarios and --cluster; FLUSHED before each run "
+                             f"(default {REDIS_URL})")
+    parser.add_argument("--postgres-url", default=POSTGRES_URL, metavar="URL",
+                        help=f"PostgreSQL database from which --cluster creates and drops a throwaway "
+                             f"mcpp_bench_<hex> database (default {POSTGRES_URL})")
     parser.add_argument("--serve", choices=("ours", "sdk-sse", "sdk-json", "starlette"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -1094,38 +1214,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk = shutil.which("wrk") if args.generator != "python" else None
     if args.generator == "wrk" and wrk is None:
         parser.error("wrk is not on PATH (apt-get install wrk), or use --generator python")
+    if args.cluster and wrk is None:
+        parser.error("--cluster needs wrk (apt-get install wrk); the asyncio generator is too slow to load two "
+                     "instances")
+    scenarios = [s for s in SCENARIOS if not args.only or any(t.lower() in s.label.lower() for t in args.only)]
+    if not scenarios and not args.cluster:
+        parser.error("--only matched no scenario")
+    redis: RedisProbe | None = None
+    if args.cluster or any(s.redis for s in scenarios):
+        redis = RedisProbe(args.redis_url)
+        if reason := redis.unreachable():
+            if args.cluster:
+                parser.error(f"--cluster: {reason}")
+            print(f"{reason}: the (Redis) scenarios are skipped", flush=True)
+            redis.close()
+            redis = None
     cpus = pick_cpus()
     if cpus is not None:
         os.sched_setaffinity(0, {cpus[1]})  # this process and wrk; each server pins itself to cpus[0]
-    scenarios = [s for s in SCENARIOS if not args.only or any(t.lower() in s.label.lower() for t in args.only)]
-    if not scenarios:
-        parser.error("--only matched no scenario")
-    env = environment(wrk, cpus)
+    env = environment(wrk, cpus, args.redis_url)
 
     runs: dict[str, list[Result]] = {s.label: [] for s in scenarios}
+    cluster_runs: dict[str, list[ClusterResult]] = {era: [] for era in ("handshake", "modern")} if args.cluster \
+        else {}
     with contextlib.ExitStack() as cleanup:
         if args.keep:
             tmp = tempfile.mkdtemp(prefix="mcp-bench-")
             print(f"work folder: {tmp}")
         else:
             tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mcp-bench-"))
+        if redis is not None:
+            cleanup.callback(redis.close)
+            cleanup.callback(redis.flush_quietly)  # leave the bench's database empty
+        state_url = ""
+        if args.cluster:
+            try:
+                state_url = cleanup.enter_context(throwaway_postgres(args.postgres_url))
+            except Exception as exc:  # asyncpg missing, server down, no permission: say so and stop
+                parser.error(f"--cluster: cannot create a PostgreSQL database from {args.postgres_url}: "
+                             f"{type(exc).__name__}: {exc}")
+            print(f"cluster state database: {state_url}", flush=True)
         for round_no in range(1, args.repeat + 1):  # rounds, so that a noisy spell spreads over every scenario
+            tag = f" (round {round_no}/{args.repeat})" if args.repeat > 1 else ""
             for scenario in scenarios:
-                tag = f" (round {round_no}/{args.repeat})" if args.repeat > 1 else ""
                 print(f"{scenario.label}{tag}: ", end="", flush=True)
-                result = run_scenario(scenario, seconds, wrk, Path(tmp) / f"round{round_no}", cpus)
+                result = run_scenario(scenario, seconds, wrk, Path(tmp) / f"round{round_no}", cpus, redis)
                 runs[scenario.label].append(result)
                 print(f"{result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms, server CPU {result.server_cpu_pct}%"
-                      if result.ok else "FAILED", flush=True)
+                      if result.ok else f"skipped ({result.skipped})" if result.skipped else "FAILED", flush=True)
+            for era, era_runs in cluster_runs.items():
+                assert wrk is not None and redis is not None
+                name = "handshake" if era == "handshake" else MODERN_VERSION
+                print(f"2 instances {name}{tag}: ", end="", flush=True)
+                outcome = run_cluster("handshake" if era == "handshake" else "modern", seconds, wrk,
+                                      Path(tmp) / f"round{round_no}", cpus, redis, state_url)
+                era_runs.append(outcome)
+                print(" + ".join(f"{r.rps:.0f}" for r in outcome.instances) + f" = {outcome.total_rps:.0f} req/s"
+                      if outcome.ok else "FAILED", flush=True)
     results = [best_of(label_runs) for label_runs in runs.values()]
-    print_report(results, env, seconds, args.repeat)
+    cluster = [best_cluster_of(era_runs) for era_runs in cluster_runs.values()]
+    print_report(results, env, seconds, args.repeat, cluster)
     if args.json:
         payload = {"environment": env, "seconds": seconds, "warmup_seconds": WARMUP_SECONDS, "repeat": args.repeat,
                    "results": [asdict(r) for r in results], "ratios": ratios(results),
-                   "all_runs": {label: [asdict(r) for r in label_runs] for label, label_runs in runs.items()}}
+                   "all_runs": {label: [asdict(r) for r in label_runs] for label, label_runs in runs.items()},
+                   "cluster": [asdict(c) for c in cluster],
+                   "cluster_runs": {era: [asdict(c) for c in era_runs] for era, era_runs in cluster_runs.items()}}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
-    return 0 if all(r.ok for label_runs in runs.values() for r in label_runs) else 1
-
+    passed = all(r.ok or r.skipped for label_runs in runs.values() for r in label_runs)
+    return 0 if passed and all(c.ok for era_runs in cluster_runs.values() for c in era_runs) else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -204,6 +204,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         env_token = settings.token.get_secret_value() if settings.token else None
         verifier = BearerVerifier(TokenStore(state_db), env_token)
         await verifier.refresh()
+        _background(verifier.keep_fresh(), stack)
     session_store = sessions if sessions is not None else shared.sessions if shared.sessions is not None else \
         MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
                            clock=clock.now)

@@ -6,6 +6,7 @@ guessable secrets; these are not). `MCP_PLATFORM_TOKEN` adds one unnamed token w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -31,6 +32,7 @@ TOKEN_PREFIX = "mcpp_"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _REFRESH_INTERVAL = 1.0
 _MAX_AGE = 5.0
+_REFRESH_TIMEOUT = 2.0
 
 tokens_table = Table(
     "auth_tokens", STATE_METADATA,
@@ -110,7 +112,8 @@ class TokenStore:
 class BearerVerifier:
     """Checks a presented token against the env token and the store's hashes, without early exits on a match,
     so timing says nothing about which token (or how much of one) was right. The CLI may create or revoke tokens
-    while the server runs: a new token works within a second, a revoked one stops within five."""
+    while the server runs: a new token works within a second, a revoked one stops within five (`keep_fresh`, a
+    background task, reloads the hashes; a request never waits on the database for a token it knows)."""
 
     def __init__(self, store: TokenStore | None, env_token: str | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -139,13 +142,29 @@ class BearerVerifier:
 
     async def verify(self, token: str) -> Principal | None:
         presented = hash_token(token)
-        if self._clock() - self._loaded_at >= _MAX_AGE:
-            await self.refresh()
         found = self._match(presented)
-        if found is None and self._clock() - self._loaded_at >= _REFRESH_INTERVAL:
-            await self.refresh()
+        if found is None and self._store is not None and self._clock() - self._loaded_at >= _REFRESH_INTERVAL:
+            # It may be a token the CLI just created: look once, but a slow database must not hold the request.
+            await self._bounded_refresh()
             found = self._match(presented)
         return found
+
+    async def _bounded_refresh(self) -> None:
+        try:
+            async with asyncio.timeout(_REFRESH_TIMEOUT):
+                await self.refresh()
+        except TimeoutError:
+            logger.warning("reloading tokens took over %g s; using the %d known ones", _REFRESH_TIMEOUT,
+                           len(self._known))
+
+    async def keep_fresh(self, interval: float = _MAX_AGE) -> None:
+        """Reload the hashes every `interval` seconds, for as long as the app runs (revocations take effect)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._bounded_refresh()
+            except Exception:  # a background loop reports and goes on; the next round retries
+                logger.exception("reloading tokens failed")
 
     def _match(self, presented: str) -> Principal | None:
         found: Principal | None = None

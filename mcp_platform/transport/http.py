@@ -7,7 +7,6 @@ Order of checks (each answers on its own and stops): Host (421), Origin (403), m
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -64,6 +63,10 @@ def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes
     return to_json({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
+class _ClientGone(Exception):  # noqa: N818 - an event, not an error
+    """The client disconnected before its request body arrived: nothing to answer, nothing to log."""
+
+
 class _Refused(Exception):
     """An HTTP-level refusal: status, JSON body and headers, sent as they are."""
 
@@ -111,6 +114,8 @@ class McpEndpoint:
                 # A backing service is down: say which, and when to retry. Recovery needs no restart.
                 raise _Refused(503, _error_body(None, -32603, f"Service unavailable: {exc}"),
                                [(b"retry-after", b"5")]) from None
+        except _ClientGone:
+            return
         except _Refused as refused:
             headers_out = refused.headers
             if refused.body:
@@ -210,7 +215,7 @@ class McpEndpoint:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
