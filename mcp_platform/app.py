@@ -3,6 +3,8 @@ database, discovered tools, capability backends, sessions and the `/mcp` endpoin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import secrets
@@ -204,7 +206,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         env_token = settings.token.get_secret_value() if settings.token else None
         verifier = BearerVerifier(TokenStore(state_db), env_token)
         await verifier.refresh()
-        _background(verifier.keep_fresh(), stack)
+        _until_shutdown(verifier.keep_fresh, stack)
     session_store = sessions if sessions is not None else shared.sessions if shared.sessions is not None else \
         MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
                            clock=clock.now)
@@ -292,6 +294,19 @@ async def _shared_stores(settings: Settings, clock: Clock, stack: AsyncExitStack
                    [("redis", _RedisProbe(client))])
 
 
+def _until_shutdown(loop_fn: Any, stack: AsyncExitStack) -> None:
+    """Run `loop_fn(stop)` in the background; at shutdown set `stop` and wait for it to return, so work such as a
+    database query is never cut off halfway."""
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(loop_fn(stop))
+
+    async def halt() -> None:
+        stop.set()
+        await task
+
+    stack.push_async_callback(halt)
+
+
 async def _tell(notifier: Notifier, event: dict[str, Any]) -> None:
     """Publish a change hint after the change itself was stored: if Redis is down the hint is lost (and logged),
     but the change stands; clients refetch on their next list anyway."""
@@ -302,8 +317,7 @@ async def _tell(notifier: Notifier, event: dict[str, Any]) -> None:
 
 
 def _background(work: Any, stack: AsyncExitStack) -> None:
-    import asyncio
-
+    """Run `work` until shutdown cancels it: only for loops that hold no query open (they wait on queues)."""
     task = asyncio.get_running_loop().create_task(work)
     stack.callback(task.cancel)
 
@@ -330,15 +344,31 @@ def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier, bu
 
     flags.on_change.append(flag_flipped)
 
-    async def reload_flags() -> None:
-        async for event in bus.subscribe():
-            if event.get("kind") == "flag":
-                try:
-                    await flags.load()
-                except Exception:  # the state database may be down; the next flag event retries
-                    logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
+    async def reload_flags(stop: asyncio.Event) -> None:
+        # Stops only between events, so a reload is never cut off halfway through its query.
+        events = bus.subscribe()
+        stopping = asyncio.ensure_future(stop.wait())
+        upcoming: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            while True:
+                upcoming = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stopping in done:
+                    return
+                if upcoming.result().get("kind") == "flag":
+                    try:
+                        await flags.load()
+                    except Exception:  # the state database may be down; the next flag event retries
+                        logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
+        finally:
+            stopping.cancel()
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upcoming  # the generator must have stopped before it can be closed
+            await events.aclose()  # type: ignore[attr-defined]
 
-    _background(reload_flags(), stack)
+    _until_shutdown(reload_flags, stack)
 
 
 def _state(request: Request) -> AppState | None:

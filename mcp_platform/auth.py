@@ -123,6 +123,7 @@ class BearerVerifier:
         self._known: dict[str, Principal] = {}
         self._loaded_at = float("-inf")
         self._loaded_once = False
+        self._reloading: asyncio.Task[None] | None = None
         self._clock = clock
 
     async def refresh(self) -> None:
@@ -150,21 +151,29 @@ class BearerVerifier:
         return found
 
     async def _bounded_refresh(self) -> None:
-        try:
-            async with asyncio.timeout(_REFRESH_TIMEOUT):
-                await self.refresh()
-        except TimeoutError:
-            logger.warning("reloading tokens took over %g s; using the %d known ones", _REFRESH_TIMEOUT,
+        """Reload, waiting at most `_REFRESH_TIMEOUT`. The reload itself is never cancelled: cancelling a query
+        mid-flight can leave the database driver's connection half-closed, so a slow one finishes in the
+        background (one at a time) while requests go on with the tokens already known."""
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self.refresh())
+        done, _ = await asyncio.wait({self._reloading}, timeout=_REFRESH_TIMEOUT)
+        if not done:
+            logger.warning("reloading tokens takes over %g s; using the %d known ones", _REFRESH_TIMEOUT,
                            len(self._known))
+            return
+        if (problem := self._reloading.exception()) is not None:
+            logger.warning("reloading tokens failed: %s", problem)
 
-    async def keep_fresh(self, interval: float = _MAX_AGE) -> None:
-        """Reload the hashes every `interval` seconds, for as long as the app runs (revocations take effect)."""
-        while True:
-            await asyncio.sleep(interval)
+    async def keep_fresh(self, stop: asyncio.Event, interval: float = _MAX_AGE) -> None:
+        """Reload the hashes every `interval` seconds until `stop` is set (revocations take effect). The app's
+        lifespan sets `stop` and awaits this, rather than cancelling it in the middle of a query."""
+        while not stop.is_set():
             try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
                 await self._bounded_refresh()
-            except Exception:  # a background loop reports and goes on; the next round retries
-                logger.exception("reloading tokens failed")
+        if self._reloading is not None:
+            await asyncio.wait({self._reloading}, timeout=_REFRESH_TIMEOUT)
 
     def _match(self, presented: str) -> Principal | None:
         found: Principal | None = None

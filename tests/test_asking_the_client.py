@@ -76,13 +76,18 @@ async def test_missing_client_capability_is_32021(tmp_path: Path) -> None:
     assert response.json()["id"] == 5
 
 
-async def _first_round(client: httpx2.AsyncClient) -> dict[str, Any]:
+async def _round(client: httpx2.AsyncClient, msg_id: int, **retry: Any) -> httpx2.Response:
+    """One `tools/call greet_asked` from a client that declares elicitation; `retry` adds the round's
+    `requestState` and `inputResponses`."""
     meta = modern_meta()
     meta["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {}}
-    response = await client.post("/mcp", headers=modern_headers("tools/call", name="greet_asked"), json={
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "greet_asked", "arguments": {}, "_meta": meta}})
-    result: dict[str, Any] = response.json()["result"]
+    return await client.post("/mcp", headers=modern_headers("tools/call", name="greet_asked"), json={
+        "jsonrpc": "2.0", "id": msg_id, "method": "tools/call",
+        "params": {"name": "greet_asked", "arguments": {}, "_meta": meta, **retry}})
+
+
+async def _first_round(client: httpx2.AsyncClient) -> dict[str, Any]:
+    result: dict[str, Any] = (await _round(client, 1)).json()["result"]
     assert result["resultType"] == "input_required"
     assert result["inputRequests"]["user_name"]["method"] == "elicitation/create"
     return result
@@ -94,13 +99,8 @@ async def test_tampered_request_state_is_refused(tmp_path: Path, tamper: Any) ->
     app = create_app(make_settings(tmp_path), capabilities=[])
     async with asgi_client(app) as client:
         first = await _first_round(client)
-        meta = modern_meta()
-        meta["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {}}
-        response = await client.post("/mcp", headers=modern_headers("tools/call", name="greet_asked"), json={
-            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "greet_asked", "arguments": {}, "_meta": meta,
-                       "requestState": tamper(first["requestState"]),
-                       "inputResponses": {"user_name": {"action": "accept", "content": {"name": "Eve"}}}}})
+        response = await _round(client, 2, requestState=tamper(first["requestState"]),
+                                inputResponses={"user_name": {"action": "accept", "content": {"name": "Eve"}}})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32602
 
@@ -110,12 +110,7 @@ async def test_malformed_answers_ask_again(tmp_path: Path, answer: Any) -> None:
     app = create_app(make_settings(tmp_path), capabilities=[])
     async with asgi_client(app) as client:
         first = await _first_round(client)
-        meta = modern_meta()
-        meta["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {}}
-        response = await client.post("/mcp", headers=modern_headers("tools/call", name="greet_asked"), json={
-            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "greet_asked", "arguments": {}, "_meta": meta, "requestState": first["requestState"],
-                       "inputResponses": {"user_name": answer}}})
+        response = await _round(client, 2, requestState=first["requestState"], inputResponses={"user_name": answer})
     assert response.json()["result"]["resultType"] == "input_required"
 
 

@@ -1,8 +1,9 @@
 """The `/mcp` endpoint: Streamable HTTP for both protocol eras, as one raw ASGI callable.
 
-Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401 /
-429 after repeated failures), rate limit (429), Content-Type (400), Accept (406), body size (413), JSON (400
--32700), JSON-RPC shape (400 -32600); then the era's own rules, then dispatch.
+Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401, or
+429 after repeated failures from one IP), Content-Type (400), Accept (406), body size (413), JSON (400 -32700),
+JSON-RPC shape (400 -32600), the token's request budget (429, naming the request); then the era's own rules, then
+dispatch. A backing service that is down turns into 503 wherever it is hit.
 """
 
 from __future__ import annotations
