@@ -382,6 +382,7 @@ class Registry:
         self._tools: dict[str, Tool] = {}
         self._discovered: set[str] = set()
         self._listing: dict[tuple[frozenset[str], tuple[bool, ...]], list[Tool]] = {}
+        self._gating: tuple[str, ...] | None = None
         self.flag_reader: Callable[[str], bool] = lambda _name: True
         self.on_change: list[Callable[[], Awaitable[None]]] = []
 
@@ -396,6 +397,7 @@ class Registry:
         if discovered:
             self._discovered.add(spec.name)
         self._listing.clear()
+        self._gating = None
         return built
 
     def add_all(self, objects: Iterable[object]) -> list[Tool]:
@@ -405,6 +407,7 @@ class Registry:
         self._tools.pop(name, None)
         self._discovered.discard(name)
         self._listing.clear()
+        self._gating = None
 
     def sync_discovered(self, specs: Iterable[ToolSpec]) -> tuple[bool, dict[str, str]]:
         """Make the discovered tools exactly `specs` (after a reload re-scanned the tool folders); built-in tools
@@ -429,16 +432,21 @@ class Registry:
                 failures[name] = str(exc)
         after = {name: self._tools[name].definition for name in self._discovered}
         self._listing.clear()
+        self._gating = None
         return before != after, failures
 
     async def changed(self) -> None:
         """Tell listeners the tool list changed (callers: after a sync, or when a gating flag flipped)."""
         self._listing.clear()
+        self._gating = None
         for callback in self.on_change:
             await callback()
 
-    def gating_flags(self) -> set[str]:
-        return {t.spec.flag for t in self._tools.values() if t.spec.flag is not None}
+    def gating_flags(self) -> tuple[str, ...]:
+        """The flags that gate some tool, sorted; recomputed only when the tool set changes."""
+        if self._gating is None:
+            self._gating = tuple(sorted({t.spec.flag for t in self._tools.values() if t.spec.flag is not None}))
+        return self._gating
 
     def get(self, name: str) -> Tool | None:
         """The tool if it exists and its flag (if any) is on."""
@@ -459,7 +467,7 @@ class Registry:
     def visible_to(self, principal: Principal) -> list[Tool]:
         """Tools `principal` may call, sorted by name; cached per scope set and flag state (it is on every
         tools/list)."""
-        flags = tuple(sorted(self.gating_flags()))
+        flags = self.gating_flags()
         state = tuple(self.flag_reader(flag) for flag in flags)
         key = (principal.scopes, state)
         cached = self._listing.get(key)

@@ -28,7 +28,7 @@ from mcp_platform.capabilities.static_backend import (
     StaticFiles,
     StaticListing,
 )
-from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS
+from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS, URI_PREFIX
 from mcp_platform.capabilities.static_watch import StaticWatcher
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
@@ -43,7 +43,6 @@ __all__ = ["CAPABILITY", "URI_PREFIX", "StaticResourceProvider", "list_static_fi
 
 logger = logging.getLogger(__name__)
 
-URI_PREFIX = "static:///"
 
 PathArg = Annotated[str, Field(max_length=MAX_PATH_CHARS)]
 

@@ -20,8 +20,11 @@ from typing import Literal
 
 from mcp_platform.errors import ToolError
 
-__all__ = ["MAX_PATH_CHARS", "MAX_SEGMENT_CHARS", "Found", "check_path", "encode_chunk", "is_texty", "mime_table",
-           "read_bytes", "show_path", "sort_key"]
+__all__ = ["MAX_PATH_CHARS", "MAX_SEGMENT_CHARS", "URI_PREFIX", "Found", "check_path", "encode_chunk", "is_texty",
+           "mime_table", "read_bytes", "show_path", "sort_key"]
+
+URI_PREFIX = "static:///"
+"""The scheme of static files as MCP resources: `static:///` + the percent-encoded relative path."""
 
 MAX_PATH_CHARS = 1024
 MAX_SEGMENT_CHARS = 255

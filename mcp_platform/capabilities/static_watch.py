@@ -15,13 +15,13 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
+from mcp_platform.capabilities.static_paths import URI_PREFIX
 from mcp_platform.stores.base import Notifier
 
 __all__ = ["StaticWatcher"]
 
 logger = logging.getLogger(__name__)
 
-URI_PREFIX = "static:///"
 _MAX_UPDATES_PER_SCAN = 100
 
 

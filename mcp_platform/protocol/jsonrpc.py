@@ -13,7 +13,8 @@ from pydantic_core import from_json, to_json
 
 from mcp_platform.errors import InvalidParams, InvalidRequest, ParseError, ProtocolError, error_object
 
-__all__ = ["Message", "RequestId", "classify", "encode", "error_reply", "parse_json", "result_reply"]
+__all__ = ["Message", "RequestId", "classify", "encode", "error_reply", "parse_json", "result_bytes",
+           "result_reply"]
 
 RequestId = str | int
 
@@ -76,6 +77,11 @@ def classify(obj: Any) -> Message:
 
 def encode(message: dict[str, Any]) -> bytes:
     return to_json(message)
+
+
+def result_bytes(msg_id: RequestId, encoded_result: bytes) -> bytes:
+    """A reply around a result the dispatcher already serialised, without decoding it again."""
+    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(msg_id), encoded_result)
 
 
 def result_reply(msg_id: RequestId, result: dict[str, Any]) -> dict[str, Any]:

@@ -364,7 +364,7 @@ class McpEndpoint:
             except ProtocolError as exc:
                 raise _protocol_refusal(exc, call.id, modern=modern,
                                         status=None if modern else 200) from None
-            await send_json(send, 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result))
+            await send_json(send, 200, jsonrpc.result_bytes(call.id, result))
             return
         try:
             prepared = await self.dispatcher.preflight_tool(call)
@@ -389,7 +389,7 @@ class McpEndpoint:
             except ProtocolError as exc:
                 status = modern_http_status(exc.code) if modern else 200
                 return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
-            return 200, b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result)
+            return 200, jsonrpc.result_bytes(call.id, result)
 
         if call.session_id is None:
             await stream.run(work(), receive, cancel_on_disconnect=cancel_on_disconnect)
@@ -425,7 +425,7 @@ class McpEndpoint:
                 if message.method == "initialize":
                     raise InvalidRequest("Invalid Request: initialize cannot be part of a batch")
                 result = await self.dispatcher.handle(call)
-                replies.append(b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(call.id), result))
+                replies.append(jsonrpc.result_bytes(call.id, result))
             except ProtocolError as exc:
                 replies.append(jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=False)))
             except (InsufficientScope, RateLimited) as exc:

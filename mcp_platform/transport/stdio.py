@@ -327,7 +327,7 @@ class StdioConnection:
     # -- writing --------------------------------------------------------------------------------------------------
 
     async def _send_result(self, msg_id: jsonrpc.RequestId, result: bytes) -> None:
-        await self._write(b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(msg_id), result))
+        await self._write(jsonrpc.result_bytes(msg_id, result))
 
     async def _send_error(self, msg_id: jsonrpc.RequestId | None, exc: ProtocolError) -> None:
         await self._write(_error(msg_id, error_object(exc, modern=self._era == "modern")))
