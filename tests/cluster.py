@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support import TOKEN, free_port, running_server
+from tests.support import TOKEN, free_port, running_server, wait_until
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
                "host"}
@@ -38,17 +37,15 @@ class Instance:
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"instance {self.name} exited; see {self.log.name}")
             try:
-                if httpx2.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
+                return httpx2.get(self.url + "/readyz", timeout=1).status_code == 200
             except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"instance {self.name} did not become ready")
+                return False
+
+        wait_until(ready, timeout=timeout, what=f"instance {self.name} becoming ready")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no cleanup, as when a machine dies."""

@@ -1,15 +1,18 @@
-"""Shared test helpers: settings in a temp folder, the app with its lifespan, and a real uvicorn on loopback."""
+"""Shared test helpers: settings in a temp folder, the one test clock, bounded waits, the app with its lifespan,
+and a real uvicorn on loopback."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
+import anyio
 import httpx2
 import uvicorn
 from mcp import Client
@@ -17,6 +20,8 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
 from mcp_platform.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 FIXTURE_TOOLS = Path(__file__).parent / "fixtures" / "tools"
 TOKEN = "test-token-with-all-scopes"
@@ -26,13 +31,20 @@ MODERN_HEADERS = {"accept": "application/json, text/event-stream", "content-type
 JSON_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
+def state_url(folder: Path) -> str:
+    """The state database `make_settings` puts in `folder`."""
+    return f"sqlite+aiosqlite:///{folder / 'state.db'}"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings isolated in `tmp_path`: no repo config file, state there, fixture tools, env token `TOKEN`."""
+    """The settings of every test: isolated in `tmp_path` (an empty config file there, not the repo's), the state
+    and app databases there, static files in `tmp_path / "static"`, the fixture tools, env token `TOKEN`;
+    `overrides` replace any of these, as keyword arguments to `load_settings`."""
     config = tmp_path / "mcp-platform.toml"
     if not config.exists():
         config.write_text("")
     overrides.setdefault("token", TOKEN)
-    overrides.setdefault("state", {"url": f"sqlite+aiosqlite:///{tmp_path}/state.db"})
+    overrides.setdefault("state", {"url": state_url(tmp_path)})
     overrides.setdefault("tools", {"dirs": [FIXTURE_TOOLS]})
     overrides.setdefault("database", {"url": f"sqlite+aiosqlite:///{tmp_path}/app.db"})
     overrides.setdefault("static", {"root": tmp_path / "static"})
@@ -94,14 +106,113 @@ async def create_token(settings: Settings, name: str, scopes: list[str]) -> str:
         await db.close()
 
 
-class ManualClock:
-    """A monotonic clock the test moves by hand (`clock.now += 5`) instead of sleeping."""
+class TestClock:
+    """The tests' monotonic clock: time passes only when the test moves it (`advance`), or by `tick` seconds at
+    every reading (so that, say, a query outlives any deadline). Callable, so it goes wherever a
+    `Callable[[], float]` clock goes; `create_app(settings, clock=Clock(now=clock.now))` for the app."""
 
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
+    __test__ = False  # a helper, not a test class, despite its name
+
+    def __init__(self, start: float = 1000.0, *, tick: float = 0.0) -> None:
+        self._now = start
+        self.tick = tick
+
+    def now(self) -> float:
+        self._now += self.tick
+        return self._now
 
     def __call__(self) -> float:
-        return self.now
+        return self.now()
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+@overload
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = ..., interval: float = ...,
+                     what: str = ...) -> T: ...
+
+
+@overload
+async def eventually(check: Callable[[], T | None], *, timeout: float = ..., interval: float = ...,
+                     what: str = ...) -> T: ...
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.01,
+                     what: str = "the condition") -> Any:
+    """Polls `check` (sync or async) until it returns something truthy and returns that; fails after `timeout`.
+    For conditions no event announces (a row written, a flag seen, another thread's state): the test waits for the
+    condition itself, never for a head start. `interval` only spaces the checks out; nothing depends on it."""
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                value = check()
+                if inspect.isawaitable(value):
+                    value = await value
+                if value:
+                    return value
+                await anyio.sleep(interval)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not come true within {timeout} s") from None
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
+    """`eventually` for synchronous code, such as waiting for another process: polls `check` until it is true;
+    raises naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(interval)
+
+
+async def heartbeats(lines: AsyncIterator[str], count: int, *, within: float) -> list[str]:
+    """Reads an SSE stream's lines until `count` heartbeats (comment lines) have arrived, each within `within`
+    seconds of the one before (the first, of the call); returns the other lines read on the way."""
+    others: list[str] = []
+    for _ in range(count):
+        with anyio.fail_after(within):
+            async for line in lines:
+                if line.startswith(":"):
+                    break
+                others.append(line)
+            else:
+                raise AssertionError(f"the stream ended before {count} heartbeats")
+    return others
+
+
+def notifier_of(app: Starlette) -> Any:
+    """The running app's change notifier (its `subscriber_count` is how many streams are listening now)."""
+    from mcp_platform.stores.base import Notifier
+
+    return app.state.mcp.backends.find(Notifier)
+
+
+async def listening(app: Starlette, streams: int) -> None:
+    """Waits until `streams` change streams (GET streams, `subscriptions/listen`, stdio) are subscribed to the app's
+    notifier: a client's stream counts as open only once the server listens on its behalf."""
+    notifier = notifier_of(app)
+    await eventually(lambda: notifier.subscriber_count >= streams, what=f"{streams} listening streams")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the test thread when its start-up is over (listening, or failed) instead of being polled."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.settled = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.settled.set()
+
+    def serve_and_tell(self) -> None:
+        try:
+            self.run()
+        finally:
+            self.settled.set()  # it never reached start-up (a bad config, a failing lifespan)
 
 
 def free_port() -> int:
@@ -115,15 +226,12 @@ def free_port() -> int:
 def running_server(app: Starlette, host: str = "127.0.0.1", loop: str = "auto") -> Iterator[str]:
     """A real uvicorn serving `app` on a free loopback port, in its own thread and event loop; yields the base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                           loop=loop, timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                    loop=loop, timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.serve_and_tell, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    if not server.settled.wait(15) or not server.started:
+        raise RuntimeError("uvicorn did not start")
     try:
         yield f"http://{host}:{port}"
     finally:

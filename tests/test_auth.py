@@ -14,7 +14,15 @@ from mcp_platform.auth import BearerVerifier, TokenStore, bearer_token, hash_tok
 from mcp_platform.auth_types import expand_scopes
 from mcp_platform.cli import main
 from mcp_platform.stores.sql import StateDB
-from tests.support import ManualClock, asgi_client, create_token, make_settings, modern_headers, modern_request
+from tests.support import (
+    TestClock,
+    asgi_client,
+    create_token,
+    eventually,
+    make_settings,
+    modern_headers,
+    modern_request,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,14 +55,14 @@ async def test_token_create_refuses_bad_input(tmp_path: Path, name: str, scopes:
 async def test_verifier_picks_up_new_and_revoked_tokens(tmp_path: Path) -> None:
     db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
     await db.start()
-    clock = ManualClock(0.0)
+    clock = TestClock(0.0)
     try:
         store = TokenStore(db)
         verifier = BearerVerifier(store, env_token=None, clock=clock)
         await verifier.refresh()
         token = await store.create("late", ["write"])
         assert await verifier.verify(token) is None  # refreshed less than a second ago
-        clock.now += 1.5
+        clock.advance(1.5)
         principal = await verifier.verify(token)
         assert principal is not None and principal.name == "late"
         assert principal.scopes == frozenset({"read", "write"})
@@ -64,8 +72,10 @@ async def test_verifier_picks_up_new_and_revoked_tokens(tmp_path: Path) -> None:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(verifier.keep_fresh, stop, 0.01)  # the app's background reload, sped up
-                while await verifier.verify(token) is not None:
-                    await anyio.sleep(0.01)
+                async def revoked() -> bool:
+                    return await verifier.verify(token) is None
+
+                await eventually(revoked, what="the revocation")
                 stop.set()  # as the app's lifespan stops it: never cancelled mid-query
     finally:
         await db.close()

@@ -8,13 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.support import free_port, mcp_client
+from tests.support import free_port, mcp_client, wait_until
 
 pytestmark = pytest.mark.wire
 REPO = Path(__file__).parents[1]
@@ -28,16 +27,14 @@ def _start(cwd: Path, port: int) -> subprocess.Popen[str]:
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         try:
-            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
+            return httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
         except httpx2.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("server did not start")
+            return False
+
+    wait_until(healthy, timeout=30, what="the server's start")
 
 
 def _stop(process: subprocess.Popen[str], sig: int) -> tuple[str, str]:

@@ -1,9 +1,9 @@
-"""Shared helpers for the platform-capability tests: settings, a state database, and calling a tool as dispatch does."""
+"""Shared helpers for the platform-capability tests: a principal, a tool context, and calling a tool as dispatch does
+(settings and the clock are `tests.support`'s)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mcp_platform.auth_types import Principal, expand_scopes
@@ -11,36 +11,12 @@ from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult, error_result
-from mcp_platform.settings import Settings
 
 HOSTILE_STRINGS: tuple[Any, ...] = ("", "x" * 100_000, 42, None, ["a"], {"a": 1}, True, "../../etc/passwd", "\x00")
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def principal(name: str = "alice", *scopes: str) -> Principal:
     return Principal(name=name, scopes=expand_scopes(list(scopes or ["read"])))
-
-
-def state_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    overrides.setdefault("static", {"root": tmp_path})
-    overrides.setdefault("state", {"url": state_url(tmp_path)})
-    return Settings(**overrides)
 
 
 def context(backends: Backends, who: Principal | None = None, tool_name: str = "test") -> ToolContext:

@@ -14,7 +14,8 @@ from mcp_platform.context import Backends
 from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.stores.sql import StateDB
-from tests.capabilities.support import HOSTILE_STRINGS, call, context, make_settings, principal, state_url, text
+from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
+from tests.support import make_settings, state_url
 
 SECRET = "correct horse battery staple"
 

@@ -21,7 +21,8 @@ from mcp_platform.capabilities.config import (
 from mcp_platform.context import Backends
 from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
-from tests.capabilities.support import call, context, make_settings, principal, state_url, text
+from tests.capabilities.support import call, context, principal, text
+from tests.support import make_settings, state_url
 
 SECRET_PW = "pw-in-url-9f8e"
 
@@ -108,7 +109,7 @@ async def test_reload_of_an_invalid_file_changes_nothing_and_names_the_field(con
 
 @pytest.mark.anyio
 async def test_reload_without_a_config_file_says_so(tmp_path: Path) -> None:
-    manager = ConfigManager(make_settings(tmp_path))
+    manager = ConfigManager(Settings(state={"url": state_url(tmp_path)}))  # not make_settings: it writes a file
     report = await manager.reload()
     assert not report.valid and not report.applied
     assert report.error is not None and "no config file" in report.error

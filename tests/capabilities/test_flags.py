@@ -11,7 +11,8 @@ from mcp_platform.context import Backends
 from mcp_platform.registry import Registry
 from mcp_platform.settings import FeatureFlag
 from mcp_platform.stores.sql import StateDB
-from tests.capabilities.support import HOSTILE_STRINGS, Clock, call, context, principal, state_url, text
+from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
+from tests.support import TestClock, state_url
 
 DECLARED = {
     "beta": FeatureFlag(default=False, description="The beta UI"),
@@ -28,7 +29,7 @@ async def db(tmp_path: Path) -> AsyncIterator[StateDB]:
 
 
 async def _store(db: StateDB, declared: dict[str, FeatureFlag] = DECLARED) -> FlagStore:
-    store = FlagStore(db, declared, clock=Clock(1_700_000_000.0))
+    store = FlagStore(db, declared, clock=TestClock(1_700_000_000.0))
     await store.load()
     return store
 

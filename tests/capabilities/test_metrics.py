@@ -10,7 +10,8 @@ from mcp_platform.capabilities.metrics import OTHER, Metrics, percentile, read_r
 from mcp_platform.context import Backends
 from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
-from tests.capabilities.support import HOSTILE_STRINGS, Clock, call, context, text
+from tests.capabilities.support import HOSTILE_STRINGS, call, context, text
+from tests.support import TestClock
 
 
 def _record(tool: str, seconds: float, outcome: Any = "ok") -> ToolCallRecord:
@@ -18,7 +19,7 @@ def _record(tool: str, seconds: float, outcome: Any = "ok") -> ToolCallRecord:
                           started_at=0.0)
 
 
-def _metrics(clock: Clock, **kwargs: Any) -> Metrics:
+def _metrics(clock: TestClock, **kwargs: Any) -> Metrics:
     return Metrics(clock=clock, rss=lambda: 123_456_789, **kwargs)
 
 
@@ -31,7 +32,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 @pytest.mark.anyio
 async def test_percentiles_on_known_samples() -> None:
-    clock = Clock()
+    clock = TestClock()
     metrics = _metrics(clock)
     metrics.set_known_tools(["query", "read"])
     for ms in range(100, 0, -1):  # 100 ms .. 1 ms, out of order on purpose
@@ -45,7 +46,7 @@ async def test_percentiles_on_known_samples() -> None:
 
 @pytest.mark.anyio
 async def test_latency_window_slides_but_counts_stay() -> None:
-    clock = Clock()
+    clock = TestClock()
     metrics = _metrics(clock, window_s=60.0)
     await metrics.on_tool_call(_record("query", 5.0))
     clock.advance(61)
@@ -59,7 +60,7 @@ async def test_latency_window_slides_but_counts_stay() -> None:
 
 @pytest.mark.anyio
 async def test_memory_and_labels_are_bounded() -> None:
-    metrics = _metrics(Clock(), max_samples=16)
+    metrics = _metrics(TestClock(), max_samples=16)
     metrics.set_known_tools(["query"])
     for i in range(100):
         await metrics.on_tool_call(_record("query", i / 1000.0))
@@ -74,7 +75,7 @@ async def test_memory_and_labels_are_bounded() -> None:
 
 @pytest.mark.anyio
 async def test_unknown_names_get_labels_only_up_to_a_cap_before_tools_are_known() -> None:
-    metrics = _metrics(Clock())
+    metrics = _metrics(TestClock())
     for i in range(1000):
         await metrics.on_tool_call(_record(f"t{i}", 0.001))
     names = [t.tool for t in metrics.snapshot().tools]
@@ -82,7 +83,7 @@ async def test_unknown_names_get_labels_only_up_to_a_cap_before_tools_are_known(
 
 
 def test_http_statuses_sessions_uptime_and_rejections() -> None:
-    clock = Clock()
+    clock = TestClock()
     metrics = _metrics(clock)
     for status in (200, 200, 429, 404, 999):
         metrics.on_http_response(status)
@@ -98,7 +99,7 @@ def test_http_statuses_sessions_uptime_and_rejections() -> None:
 
 
 def test_a_broken_sessions_provider_does_not_break_the_snapshot() -> None:
-    metrics = _metrics(Clock())
+    metrics = _metrics(TestClock())
 
     def broken() -> int:
         raise RuntimeError("store down")
@@ -115,7 +116,7 @@ def test_real_rss_is_positive() -> None:
 
 @pytest.mark.anyio
 async def test_prometheus_exposition_parses_and_matches_the_snapshot() -> None:
-    clock = Clock()
+    clock = TestClock()
     metrics = _metrics(clock)
     metrics.set_known_tools(["query", "read"])
     metrics.set_sessions_provider(lambda: 2)
@@ -154,7 +155,7 @@ async def test_prometheus_exposition_parses_and_matches_the_snapshot() -> None:
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:
-    first, second = _metrics(Clock()), _metrics(Clock())
+    first, second = _metrics(TestClock()), _metrics(TestClock())
     assert first.registry is not second.registry
     first.record_rate_limited()
     assert b"mcp_platform_rate_limited_total 1.0" in first.render_prometheus()[0]
@@ -163,7 +164,7 @@ def test_each_metrics_object_has_its_own_registry() -> None:
 
 @pytest.mark.anyio
 async def test_server_metrics_tool() -> None:
-    metrics = _metrics(Clock())
+    metrics = _metrics(TestClock())
     metrics.set_known_tools(["query", "read"])
     await metrics.on_tool_call(_record("query", 0.002))
     backends = Backends()
@@ -180,7 +181,7 @@ async def test_server_metrics_tool() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("bad", [b for b in HOSTILE_STRINGS if b is not None] + ["no_such_tool"])
 async def test_server_metrics_rejects_hostile_tool_names(bad: Any) -> None:
-    metrics = _metrics(Clock())
+    metrics = _metrics(TestClock())
     metrics.set_known_tools(["query", "read"])
     backends = Backends()
     backends.add(metrics)

@@ -19,7 +19,7 @@ from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
 from mcp_platform.stores.sql import StateDB
-from tests.capabilities.support import state_url
+from tests.support import state_url
 
 ORDER = (config, flags, metrics, ratelimit, audit)
 

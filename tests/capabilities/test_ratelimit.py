@@ -15,18 +15,19 @@ from mcp_platform.context import Backends
 from mcp_platform.errors import RateLimited
 from mcp_platform.registry import Registry
 from mcp_platform.settings import RateLimitSettings
-from tests.capabilities.support import HOSTILE_STRINGS, Clock, call, context, make_settings, principal, text
+from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
+from tests.support import TestClock, make_settings
 
 LIMITS = RateLimitSettings(per_minute=60.0, burst=5, per_tool={"query_records": 6.0})
 
 
-def _limiter(clock: Clock, limits: RateLimitSettings = LIMITS, **kwargs: Any) -> RateLimiter:
+def _limiter(clock: TestClock, limits: RateLimitSettings = LIMITS, **kwargs: Any) -> RateLimiter:
     return RateLimiter(limits, MemoryRateLimitStore(), failed_auth_per_minute=3, clock=clock, **kwargs)
 
 
 @pytest.mark.anyio
 async def test_burst_then_refusal_with_retry_after_then_recovery() -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     decisions = [await limiter.hit("alice") for _ in range(5)]
     assert all(d.allowed for d in decisions)
@@ -46,7 +47,7 @@ async def test_burst_then_refusal_with_retry_after_then_recovery() -> None:
 
 @pytest.mark.anyio
 async def test_peek_spends_nothing() -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     await limiter.hit("alice")
     first, second = await limiter.peek("alice"), await limiter.peek("alice")
@@ -58,7 +59,7 @@ async def test_peek_spends_nothing() -> None:
 
 @pytest.mark.anyio
 async def test_per_tool_limits_apply_only_to_their_tool() -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     results = [(await limiter.hit_tool("alice", "query_records")).allowed for _ in range(6)]
     assert results == [True] * 5 + [False]  # burst capped by the global burst of 5
@@ -70,7 +71,7 @@ async def test_per_tool_limits_apply_only_to_their_tool() -> None:
 
 @pytest.mark.anyio
 async def test_failed_auth_per_ip_and_hook_entry_points_raise_and_count() -> None:
-    clock = Clock()
+    clock = TestClock()
     rejected: list[int] = []
     limiter = _limiter(clock, on_reject=lambda: rejected.append(1))
     for _ in range(3):
@@ -95,7 +96,7 @@ async def test_failed_auth_per_ip_and_hook_entry_points_raise_and_count() -> Non
 
 @pytest.mark.anyio
 async def test_disabled_limits_allow_everything_but_failed_auth() -> None:
-    limiter = _limiter(Clock(), RateLimitSettings(enabled=False, per_minute=60.0, burst=1))
+    limiter = _limiter(TestClock(), RateLimitSettings(enabled=False, per_minute=60.0, burst=1))
     assert all([(await limiter.hit("alice")).allowed for _ in range(50)])
     for _ in range(3):
         await limiter.hit_failed_auth("1.2.3.4")
@@ -104,7 +105,7 @@ async def test_disabled_limits_allow_everything_but_failed_auth() -> None:
 
 @pytest.mark.anyio
 async def test_update_adopts_reloaded_limits(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     reloaded = make_settings(tmp_path, rate_limit={"per_minute": 120, "burst": 2}, auth={"failed_auth_per_minute": 9})
     limiter.update(reloaded)
@@ -134,7 +135,7 @@ async def test_memory_store_is_bounded() -> None:
 
 @pytest.mark.anyio
 async def test_check_rate_limit_twice_shows_the_same_budget() -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     await limiter.hit("alice")
     backends = Backends()
@@ -149,7 +150,7 @@ async def test_check_rate_limit_twice_shows_the_same_budget() -> None:
 
 @pytest.mark.anyio
 async def test_check_rate_limit_for_another_key_needs_admin() -> None:
-    clock = Clock()
+    clock = TestClock()
     limiter = _limiter(clock)
     for _ in range(5):
         await limiter.hit("bob")
@@ -171,7 +172,7 @@ async def test_check_rate_limit_for_another_key_needs_admin() -> None:
 @pytest.mark.parametrize("bad", [b for b in HOSTILE_STRINGS if b is not None])
 async def test_check_rate_limit_rejects_hostile_keys(bad: Any) -> None:
     backends = Backends()
-    backends.add(_limiter(Clock()))
+    backends.add(_limiter(TestClock()))
     result = await call(check_rate_limit, {"key": bad}, context(backends, principal("alice", "read")))
     assert result.is_error and len(text(result)) < 2000
 
@@ -179,7 +180,7 @@ async def test_check_rate_limit_rejects_hostile_keys(bad: Any) -> None:
 @pytest.mark.anyio
 async def test_rate_limit_config_tool() -> None:
     backends = Backends()
-    backends.add(_limiter(Clock()))
+    backends.add(_limiter(TestClock()))
     result = await call(rate_limit_config, {}, context(backends))
     assert result.structured == {
         "enabled": True,

@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from mcp_platform.redact import REDACTED, diff_settings, redact_settings, redact_text, redact_value, settings_diff
-from tests.capabilities.support import make_settings
+from tests.support import make_settings
 
 SECRETS = ("hunter2", "s3cr3t-token-value", "p@ss/w:rd", "qwerty-key", "dict-secret")
 
@@ -36,7 +36,7 @@ def test_redact_settings_hides_every_secret(tmp_path: Path) -> None:
 
 
 def test_redact_settings_keeps_ordinary_values_and_is_json(tmp_path: Path) -> None:
-    dumped = redact_settings(make_settings(tmp_path))
+    dumped = redact_settings(make_settings(tmp_path, token=None, static={"root": tmp_path}))
     assert dumped["token"] is None  # no token: saying so reveals nothing
     assert dumped["http"]["port"] == 8000
     assert dumped["static"]["root"] == str(tmp_path)

@@ -18,7 +18,8 @@ from mcp_platform.capabilities.static_files import (
 )
 from mcp_platform.context import Backends
 from mcp_platform.errors import ResourceNotFound
-from tests.capabilities.support import call, context, make_settings, text
+from tests.capabilities.support import call, context, text
+from tests.support import make_settings
 
 SECRET = "TOP-SECRET-OUTSIDE"
 HIDDEN = "HIDDEN-INSIDE"
@@ -50,7 +51,9 @@ def build_tree(tmp_path: Path) -> Path:
 async def start(root: Path, **static: Any) -> Backends:
     backends = Backends()
     async with AsyncExitStack() as stack:
-        await CAPABILITY.start(make_settings(root, static={"root": root, **static}), backends, stack)
+        folder = root.with_name(f"{root.name}-settings")  # beside the root, so the settings' files are not listed
+        folder.mkdir(exist_ok=True)
+        await CAPABILITY.start(make_settings(folder, static={"root": root, **static}), backends, stack)
     return backends
 
 

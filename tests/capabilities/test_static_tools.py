@@ -25,7 +25,8 @@ from mcp_platform.errors import InvalidParams
 from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import StaticSettings
-from tests.capabilities.support import call, context, make_settings, principal, text
+from tests.capabilities.support import call, context, principal, text
+from tests.support import make_settings
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
                     "f0bf1e0007830282cd3a2c690000000049454e44ae426082")
@@ -54,7 +55,9 @@ async def start(root: Path, **settings: Any) -> Backends:
     backends = Backends()
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
-        await CAPABILITY.start(make_settings(root, static=static, **settings), backends, stack)
+        folder = root.with_name(f"{root.name}-settings")  # beside the root, so the settings' files are not listed
+        folder.mkdir(exist_ok=True)
+        await CAPABILITY.start(make_settings(folder, static=static, **settings), backends, stack)
     return backends
 
 

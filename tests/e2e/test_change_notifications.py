@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import anyio
@@ -12,7 +13,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_platform.app import create_app
 from mcp_platform.capabilities.static_watch import StaticWatcher
 from mcp_platform.stores.memory import MemoryNotifier
-from tests.support import make_settings, mcp_client, running_server
+from tests.support import eventually, listening, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 
@@ -38,7 +39,8 @@ async def test_flag_gated_tool_appears_with_its_flag(tmp_path: Path) -> None:
         if isinstance(message, types.ServerNotification):
             heard.append(message.method)
 
-    with running_server(create_app(settings)) as base:
+    app = create_app(settings)
+    with running_server(app) as base:
         async with (mcp_client(base + "/mcp", "legacy", message_handler=on_message) as legacy,
                     mcp_client(base + "/mcp", "2026-07-28") as modern,
                     modern.listen(tools_list_changed=True) as subscription):
@@ -46,14 +48,13 @@ async def test_flag_gated_tool_appears_with_its_flag(tmp_path: Path) -> None:
             with pytest.raises(MCPError) as hidden:  # a hidden tool is answered like an unknown one
                 await modern.call_tool("beta_report", {})
             assert hidden.value.error.code == -32602
-            await anyio.sleep(0.3)  # the legacy client's GET stream opens
+            await listening(app, 2)  # the legacy client's GET stream and the modern subscription
             await modern.call_tool("set_feature_flag", {"name": "beta", "enabled": True})
             with anyio.fail_after(5):
                 async for event in subscription:
                     assert type(event).__name__ == "ToolsListChanged"
                     break
-                while "notifications/tools/list_changed" not in heard:
-                    await anyio.sleep(0.05)
+            await eventually(lambda: "notifications/tools/list_changed" in heard, what="the legacy notification")
             assert "beta_report" in {t.name for t in (await modern.list_tools()).tools}
             assert (await legacy.call_tool("beta_report", {})).structured_content == {"result": "beta"}
 
@@ -65,6 +66,7 @@ async def test_static_watcher_reports_added_and_changed_files(tmp_path: Path) ->
     notifier = MemoryNotifier()
     watcher = StaticWatcher(root, notifier, interval=60, allow_hidden=False)
     received: list[dict[str, object]] = []
+    end = {"kind": "end of the test"}
 
     async def collect() -> None:
         async for event in notifier.subscribe():
@@ -72,13 +74,14 @@ async def test_static_watcher_reports_added_and_changed_files(tmp_path: Path) ->
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(collect)
-        await anyio.sleep(0)
+        await eventually(lambda: notifier.subscriber_count == 1, what="the subscription")
         before = watcher.snapshot()
         (root / "new page.html").write_text("<p>new</p>")
         (root / "css" / "site.css").write_text("a{color:red}")
         (root / ".secret").write_text("hidden files are not watched")
         await watcher.scan_once(before)
-        await anyio.sleep(0)
+        await notifier.publish(end)  # events arrive in order: once this one is in, so is all the scan published
+        await eventually(lambda: end in received, what="the scan's events")
         tg.cancel_scope.cancel()
     assert {"kind": "resources"} in received
     assert {"kind": "resource", "uri": "static:///css/site.css"} in received
@@ -96,11 +99,18 @@ async def test_subscribed_resource_update_reaches_a_legacy_session(tmp_path: Pat
         if isinstance(message, types.ServerNotification) and message.method == "notifications/resources/updated":
             updated.set()
 
-    with running_server(create_app(settings)) as base:
+    app = create_app(settings)
+    versions = itertools.count(2)
+
+    def change_and_check() -> bool:
+        # The watcher compares each scan with a first one it takes once somebody listens, and says nothing of when
+        # that was: so change the file (a new size each time) until the update arrives, never after a head start.
+        (root / "page.html").write_text("v" * next(versions))
+        return updated.is_set()
+
+    with running_server(app) as base:
         async with mcp_client(base + "/mcp", "legacy", message_handler=on_message) as client:
             with pytest.warns(MCPDeprecationWarning):  # removed at 2026-07-28; this is the handshake-era path
                 await client.session.subscribe_resource("static:///page.html")
-            await anyio.sleep(0.4)
-            (root / "page.html").write_text("v2 is longer")
-            with anyio.fail_after(5):
-                await updated.wait()
+            await listening(app, 1)  # the client's GET stream
+            await eventually(change_and_check, interval=0.05, what="the resource update")

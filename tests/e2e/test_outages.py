@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import httpx2
 import pytest
+from mcp_types import CallToolResult
 
 from mcp_platform.app import create_app
 from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
-from tests.support import make_settings, mcp_client, running_server
+from tests.support import eventually, make_settings, mcp_client, running_server
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
@@ -45,9 +45,11 @@ async def test_postgres_outage_and_recovery(tmp_path: Path) -> None:
                 assert "state database is unavailable" in flag.content[0].text  # type: ignore[union-attr]
 
                 proxy.restore()
-                with anyio.fail_after(10):
-                    while (after := await client.call_tool("count_records", {"model": "Customer"})).is_error:
-                        await anyio.sleep(0.1)
+                async def counted() -> CallToolResult | None:
+                    result = await client.call_tool("count_records", {"model": "Customer"})
+                    return None if result.is_error else result
+
+                after = await eventually(counted, timeout=10, interval=0.1, what="the database's return")
                 assert after.structured_content == {"model": "Customer", "count": 12}
                 assert (await http.get(server + "/readyz")).status_code == 200
     finally:
@@ -85,9 +87,11 @@ async def test_redis_outage_gives_503_and_the_session_goes_on(tmp_path: Path) ->
                 assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
 
                 proxy.restore()
-                with anyio.fail_after(10):
-                    while (back := await http.post(server + "/mcp", headers=session, json=ping)).status_code != 200:
-                        await anyio.sleep(0.1)
+                async def answered() -> httpx2.Response | None:
+                    response = await http.post(server + "/mcp", headers=session, json=ping)
+                    return response if response.status_code == 200 else None
+
+                back = await eventually(answered, timeout=10, interval=0.1, what="Redis's return")
                 assert back.json()["result"] == {}
                 assert (await http.get(server + "/readyz")).status_code == 200
     finally:

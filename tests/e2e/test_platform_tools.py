@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_platform.app import create_app
 from mcp_platform.context import Clock
-from tests.support import TOKEN, ManualClock, create_token, make_settings, mcp_client, running_server
+from tests.support import TOKEN, TestClock, create_token, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 MODES = ["legacy", "2026-07-28"]
@@ -64,7 +64,8 @@ async def _structured(client: Any, tool: str, args: dict[str, Any] | None = None
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_every_platform_tool_answers(tmp_path: Path, mode: str, log_trap: LogTrap) -> None:
-    app = create_app(_settings(tmp_path, rate_limit={"per_minute": 6000, "burst": 1000}), clock=Clock(ManualClock()))
+    settings = _settings(tmp_path, rate_limit={"per_minute": 6000, "burst": 1000})
+    app = create_app(settings, clock=Clock(now=TestClock().now))
     with running_server(app) as base:
         async with mcp_client(base + "/mcp", mode) as client:
             config = await _structured(client, "server_config")
@@ -113,8 +114,8 @@ async def test_flag_survives_a_restart(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_burst_gets_429_and_recovers_when_time_moves(tmp_path: Path, mode: str) -> None:
-    now = ManualClock()
-    app = create_app(_settings(tmp_path, rate_limit={"per_minute": 60, "burst": 8}), clock=Clock(now))
+    clock = TestClock()
+    app = create_app(_settings(tmp_path, rate_limit={"per_minute": 60, "burst": 8}), clock=Clock(now=clock.now))
     with running_server(app) as base:
         async with mcp_client(base + "/mcp", mode) as client:
             refused = None
@@ -128,7 +129,7 @@ async def test_burst_gets_429_and_recovers_when_time_moves(tmp_path: Path, mode:
             assert refused.error.data["retryAfter"] >= 1
             budget = await _structured(client, "check_rate_limit")  # free: works while throttled
             assert budget["remaining"] < 1
-            now.now += 5  # five seconds at one request per second
+            clock.advance(5)  # five seconds at one request per second
             assert (await client.call_tool("feature_flags", {})).is_error is False
         headers = {"authorization": f"Bearer {TOKEN}", "accept": "application/json, text/event-stream",
                    "content-type": "application/json"}

@@ -13,9 +13,20 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
+from starlette.applications import Starlette
 
 from mcp_platform.app import create_app
-from tests.support import FIXTURE_TOOLS, JSON_HEADERS, TOKEN, make_settings, mcp_client, running_server
+from tests.support import (
+    FIXTURE_TOOLS,
+    JSON_HEADERS,
+    TOKEN,
+    eventually,
+    heartbeats,
+    listening,
+    make_settings,
+    mcp_client,
+    running_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -30,11 +41,16 @@ def tools_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path, tools_dir: Path) -> Iterator[str]:
+def app(tmp_path: Path, tools_dir: Path) -> Starlette:
     (tmp_path / "mcp-platform.toml").write_text("")
-    settings = make_settings(tmp_path, tools={"dirs": [tools_dir]}, http={"sse_heartbeat_seconds": 0.25},
+    settings = make_settings(tmp_path, tools={"dirs": [tools_dir]}, http={"sse_heartbeat_seconds": 0.1},
                              rate_limit={"enabled": False})
-    with running_server(create_app(settings)) as base:
+    return create_app(settings)
+
+
+@pytest.fixture
+def server(app: Starlette) -> Iterator[str]:
+    with running_server(app) as base:
         yield base
 
 
@@ -53,16 +69,14 @@ async def test_cancelled_call_stops_within_a_second(server: str, mode: str) -> N
         progressed.set()
 
     async with mcp_client(server + "/mcp", mode) as client, anyio.create_task_group() as tg:
-        async def long_call() -> None:
-            await client.call_tool("steps", {"count": 100, "delay": 0.1}, progress_callback=on_progress)
+        async def long_call() -> None:  # holds after its first step until cancelled: nobody opens the gate
+            await client.call_tool("steps", {"count": 100, "hold": f"cancel-{mode}"}, progress_callback=on_progress)
 
         tg.start_soon(long_call)
         with anyio.fail_after(5):
             await progressed.wait()
         tg.cancel_scope.cancel()  # legacy: notifications/cancelled; 2026-07-28: the POST stream is closed
-    with anyio.fail_after(5):
-        while not (entries := await _audit(server, "steps")):
-            await anyio.sleep(0.05)
+    entries = await eventually(lambda: _audit(server, "steps"), interval=0.05, what="the cancelled call's entry")
     assert entries[0]["outcome"] == "cancelled"
     assert entries[0]["duration_ms"] < 1500
 
@@ -99,7 +113,8 @@ async def test_dropped_stream_resumes_with_last_event_id(server: str) -> None:
                                                                 "params": {"protocolVersion": "2025-11-25"}})
         session = {"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
         call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-            "name": "steps", "arguments": {"count": 6, "delay": 0.15}, "_meta": {"progressToken": "t"}}}
+            "name": "steps", "arguments": {"count": 6, "hold": "resume", "hold_after": 2},
+            "_meta": {"progressToken": "t"}}}
         seen: list[tuple[str, str]] = []
         priming_seen = False
         with anyio.fail_after(5):
@@ -115,7 +130,12 @@ async def test_dropped_stream_resumes_with_last_event_id(server: str) -> None:
                         if len(seen) == 2:
                             break  # drop the connection mid-call
         assert priming_seen
-        await anyio.sleep(0.5)  # the call goes on while nobody listens
+        # The call goes on while nobody listens: let it past its gate, and wait until it has finished.
+        await http.post(url, headers={**JSON_HEADERS, **session}, json={
+            "jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "open_gate",
+                                                                           "arguments": {"name": "resume"}}})
+        entries = await eventually(lambda: _audit(server, "steps"), interval=0.05, what="the call's end")
+        assert entries[0]["outcome"] == "ok"
         with anyio.fail_after(5):
             resumed = await http.get(url, headers={**session, "accept": "text/event-stream",
                                                    "last-event-id": seen[-1][0]})
@@ -138,7 +158,8 @@ async def test_unknown_last_event_id_is_404(server: str) -> None:
             assert (await http.get(server + "/mcp", headers={**headers, "last-event-id": bad})).status_code == 404
 
 
-async def test_reload_that_adds_a_tool_reaches_listeners_of_both_eras(server: str, tools_dir: Path) -> None:
+async def test_reload_that_adds_a_tool_reaches_listeners_of_both_eras(app: Starlette, server: str,
+                                                                      tools_dir: Path) -> None:
     legacy_heard = anyio.Event()
 
     async def on_message(message: Any) -> None:
@@ -148,7 +169,7 @@ async def test_reload_that_adds_a_tool_reaches_listeners_of_both_eras(server: st
     async with (mcp_client(server + "/mcp", "legacy", message_handler=on_message) as legacy,
                 mcp_client(server + "/mcp", "2026-07-28") as modern,
                 modern.listen(tools_list_changed=True) as subscription):
-        await anyio.sleep(0.3)  # let the legacy client's GET stream open
+        await listening(app, 2)  # the legacy client's GET stream and the modern subscription
         (tools_dir / "extra.py").write_text(
             "from mcp_platform import tool\n\n\n@tool(read_only=True, title='Extra')\n"
             "async def extra_tool() -> str:\n    '''Added by a reload.'''\n    return 'extra'\n")
@@ -168,9 +189,17 @@ async def test_quiet_call_gets_heartbeats(server: str) -> None:
         init = await http.post(server + "/mcp", headers=JSON_HEADERS, json={
             "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}})
         headers = {**JSON_HEADERS, "mcp-session-id": init.headers["mcp-session-id"]}
-        response = await http.post(server + "/mcp", headers=headers, json={
-            "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "blocking",
-                                                                           "arguments": {"seconds": 1.2}}})
-    assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.text.count(": ping") >= 3  # 1.2 s at a 0.25 s interval
-    assert json.loads(_events(response.text)[-1][1])["result"]["structuredContent"] == {"result": "done"}
+        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "blocking", "arguments": {"hold": "quiet"}}}
+        with anyio.fail_after(10):
+            async with http.stream("POST", server + "/mcp", headers=headers, json=call) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                lines = response.aiter_lines()
+                before = await heartbeats(lines, 3, within=2.0)  # each within twenty 0.1 s intervals
+                await http.post(server + "/mcp", headers=headers, json={  # only now may the call end
+                    "jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                    "params": {"name": "open_gate", "arguments": {"name": "quiet"}}})
+                rest = [line async for line in lines]
+    text = "\n".join(before + rest)
+    assert _events("\n".join(before)) == []  # no message before the reply: heartbeats only (and the priming id)
+    assert json.loads(_events(text)[-1][1])["result"]["structuredContent"] == {"result": "done"}

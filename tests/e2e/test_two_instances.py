@@ -18,6 +18,7 @@ from tests.services import drop_postgres_database, fresh_postgres_database, requ
 from tests.support import (
     JSON_HEADERS,
     TOKEN,
+    eventually,
     make_settings,
     mcp_client,
     modern_headers,
@@ -118,12 +119,12 @@ async def test_flag_and_list_changes_cross_instances(instances: list[Instance]) 
             async for event in subscription:
                 assert type(event).__name__ == "ToolsListChanged"
                 break
-        with anyio.fail_after(5):
-            while True:
-                flags = {f["name"]: f for f in (await on_b.call_tool("feature_flags", {})).structured_content["flags"]}
-                if flags["beta"]["enabled"]:
-                    break
-                await anyio.sleep(0.05)
+
+        async def beta_on_b() -> bool:
+            flags = {f["name"]: f for f in (await on_b.call_tool("feature_flags", {})).structured_content["flags"]}
+            return bool(flags["beta"]["enabled"])
+
+        await eventually(beta_on_b, interval=0.05, what="the flag on instance b")
         assert "beta_report" in {t.name for t in (await on_b.list_tools()).tools}
         assert (await on_b.call_tool("beta_report", {})).structured_content == {"result": "beta"}
 
@@ -135,7 +136,7 @@ async def test_stream_cut_on_one_instance_resumes_on_the_other(instances: list[I
             "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}})
         session = {"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
         call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
-            "name": "steps", "arguments": {"count": 6, "delay": 0.15}, "_meta": {"progressToken": 1}}}
+            "name": "steps", "arguments": {"count": 6, "hold": "cut", "hold_after": 2}, "_meta": {"progressToken": 1}}}
         seen: list[str] = []
         last_id = None
         with anyio.fail_after(5):
@@ -149,6 +150,10 @@ async def test_stream_cut_on_one_instance_resumes_on_the_other(instances: list[I
                         if len(seen) == 2:
                             break
         assert last_id is not None
+        # Only now may the call go on (its gate lives on a, where it runs): what follows comes after the cut.
+        await http.post(a.url + "/mcp", headers={**JSON_HEADERS, **session}, json={
+            "jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "open_gate",
+                                                                           "arguments": {"name": "cut"}}})
         with anyio.fail_after(10):
             resumed = await http.get(b.url + "/mcp", headers={**session, "accept": "text/event-stream",
                                                               "last-event-id": last_id})

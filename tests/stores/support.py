@@ -17,10 +17,10 @@ import anyio
 import redis.asyncio as aioredis
 
 from mcp_platform.stores.redis_client import DEFAULT_PREFIX, connect
-from tests.capabilities.support import Clock
 from tests.services import require_redis
+from tests.support import TestClock, eventually
 
-__all__ = ["Clock", "Listener", "RedisEnv", "Twin"]
+__all__ = ["Listener", "RedisEnv", "Twin"]
 
 
 class RedisEnv:
@@ -70,13 +70,13 @@ class RedisEnv:
 class Twin:
     """What a shared test needs from either implementation: `now()` for callers that pass a time, `elapse()`."""
 
-    def __init__(self, kind: str, clock: Clock, env: RedisEnv | None) -> None:
+    def __init__(self, kind: str, clock: TestClock, env: RedisEnv | None) -> None:
         self.kind = kind
         self.clock = clock
         self.env = env
 
     def now(self) -> float:
-        return self.clock()
+        return self.clock.now()
 
     async def elapse(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -87,10 +87,10 @@ class Twin:
     @asynccontextmanager
     async def open(cls, kind: str) -> AsyncIterator[Twin]:
         if kind == "memory":
-            yield cls(kind, Clock(), None)
+            yield cls(kind, TestClock(), None)
             return
         async with RedisEnv.open() as env:
-            yield cls(kind, Clock(), env)
+            yield cls(kind, TestClock(), env)
 
     @property
     def redis(self) -> RedisEnv:
@@ -114,9 +114,7 @@ class Listener:
     async def __aenter__(self) -> Listener:
         before = self._notifier.subscriber_count
         self._task = asyncio.get_running_loop().create_task(self._pump())
-        with anyio.fail_after(5):
-            while self._notifier.subscriber_count <= before:
-                await asyncio.sleep(0)
+        await eventually(lambda: self._notifier.subscriber_count > before, interval=0, what="the subscription")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

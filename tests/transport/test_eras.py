@@ -15,7 +15,7 @@ from tests.support import (
     JSON_HEADERS,
     MODERN,
     TOKEN,
-    ManualClock,
+    TestClock,
     asgi_client,
     make_settings,
     modern_headers,
@@ -28,12 +28,12 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> TestClock:
+    return TestClock()
 
 
 @pytest.fixture
-async def client(tmp_path: Path, clock: ManualClock) -> AsyncIterator[httpx2.AsyncClient]:
+async def client(tmp_path: Path, clock: TestClock) -> AsyncIterator[httpx2.AsyncClient]:
     store = MemorySessionStore(ttl_seconds=60, max_sessions=3, clock=clock)
     app = create_app(make_settings(tmp_path, tools={"dirs": [Path(__file__).parents[1] / "fixtures" / "tools"],
                                                     "page_size": 4}), capabilities=[], sessions=store)
@@ -100,13 +100,13 @@ async def test_deleted_session_is_404_afterwards(client: httpx2.AsyncClient) -> 
     assert (await client.delete("/mcp", headers=_session_headers(session))).status_code == 404
 
 
-async def test_expired_session_is_404(client: httpx2.AsyncClient, clock: ManualClock) -> None:
+async def test_expired_session_is_404(client: httpx2.AsyncClient, clock: TestClock) -> None:
     session = await open_session(client)
-    clock.now += 59
+    clock.advance(59)
     assert (await _rpc(client, _session_headers(session), "ping")).status_code == 200
-    clock.now += 59  # idle time counts from the last request
+    clock.advance(59)  # idle time counts from the last request
     assert (await _rpc(client, _session_headers(session), "ping")).status_code == 200
-    clock.now += 61
+    clock.advance(61)
     assert (await _rpc(client, _session_headers(session), "ping")).status_code == 404
 
 

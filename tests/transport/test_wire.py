@@ -12,7 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_platform.app import create_app
-from tests.support import JSON_HEADERS, TOKEN, make_settings, mcp_client, running_server
+from tests.support import JSON_HEADERS, TOKEN, eventually, heartbeats, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 
@@ -83,17 +83,19 @@ async def test_sync_tool_does_not_block_other_requests(server_url: str) -> None:
         finished: list[str] = []
 
         async def slow() -> None:
-            await client.call_tool("blocking", {"seconds": 1.0})
+            await client.call_tool("blocking", {"hold": "sync-tool"})
             finished.append("slow")
 
-        async def fast() -> None:
-            await client.call_tool("add", {"a": 1, "b": 1})
-            finished.append("fast")
+        async def held() -> int:
+            return int((await client.call_tool("gate_held", {"name": "sync-tool"})).structured_content["result"])
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(slow)
-            await anyio.sleep(0.1)
-            tg.start_soon(fast)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                await eventually(held, what="the sync tool blocking its worker thread")
+                await client.call_tool("add", {"a": 1, "b": 1})  # answered while the sync tool still blocks
+                finished.append("fast")
+                await client.call_tool("open_gate", {"name": "sync-tool"})
     assert finished == ["fast", "slow"]
 
 
@@ -110,13 +112,7 @@ async def test_get_stream_sends_heartbeats(server_url: str) -> None:
                 assert response.headers["x-accel-buffering"] == "no"
                 second = await http.get(server_url, headers=stream_headers)
                 assert second.status_code == 409
-                pings = 0
-                async for line in response.aiter_lines():
-                    if line.startswith(":"):
-                        pings += 1
-                    if pings >= 3:
-                        break
-        assert pings >= 3
+                await heartbeats(response.aiter_lines(), 3, within=2.0)  # each within ten 0.2 s intervals
 
 
 async def test_modern_disconnect_cancels_the_call(tmp_path: Path) -> None:
@@ -134,7 +130,7 @@ async def test_modern_disconnect_cancels_the_call(tmp_path: Path) -> None:
         hooks.tool_call.append(keep)
         from tests.support import modern_headers, modern_meta
 
-        params = {"name": "steps", "arguments": {"count": 50, "delay": 0.1},
+        params = {"name": "steps", "arguments": {"count": 2, "hold": "modern-disconnect"},
                   "_meta": {**modern_meta(), "progressToken": 1}}
         async with httpx2.AsyncClient(timeout=10) as http:
             with anyio.fail_after(5):
@@ -143,9 +139,7 @@ async def test_modern_disconnect_cancels_the_call(tmp_path: Path) -> None:
                                              "params": params}) as response:
                     async for line in response.aiter_lines():
                         if line.startswith("data:"):
-                            break  # first progress event seen: now hang up
-        with anyio.fail_after(3):
-            while not records:
-                await anyio.sleep(0.02)
+                            break  # first progress event seen, the call holds at its gate: now hang up
+        await eventually(lambda: records, timeout=3, what="the cancelled call's record")
     assert records[0].outcome == "cancelled"
     assert records[0].duration_s < 2

@@ -37,8 +37,9 @@ from mcp_platform.registry import Registry
 from mcp_platform.settings import DatabaseSettings
 from mcp_platform.stores.sql import STATE_METADATA
 from tests.capabilities.orm.conftest import Caller, open_shop
-from tests.capabilities.support import call, make_settings, text
+from tests.capabilities.support import call, text
 from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
+from tests.support import TestClock, make_settings
 from tools import shop
 from tools.shop import Customer  # imported, not defined here: collect_models must not report it for this module
 
@@ -59,19 +60,6 @@ class Unexposed(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
 
 
-class TickingClock:
-    """Stands still until `ticking`, then moves one second per reading, so a query outlives any deadline."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.ticking = False
-
-    def __call__(self) -> float:
-        if self.ticking:
-            self.now += 1.0
-        return self.now
-
-
 def settings_for(tmp_path: Path, **database: Any) -> DatabaseSettings:
     return DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", **database)
 
@@ -85,17 +73,17 @@ async def fill_numbers(backend: OrmBackend, rows: int) -> None:
 
 @pytest.mark.anyio
 async def test_a_query_past_the_statement_timeout_is_interrupted(tmp_path: Path) -> None:
-    clock = TickingClock()
+    clock = TestClock(0.0)
     settings = settings_for(tmp_path, statement_timeout_seconds=5)
     async with OrmBackend(settings, collect_models([Number]), clock=clock) as backend:
         await fill_numbers(backend, 5000)
         caller = Caller(backend)
         where = {"value": {"ne": 3}}
         assert (await caller.ok(count_records, model="Numbers", where=where))["count"] == 4286
-        clock.ticking = True
+        clock.tick = 1.0  # a second per reading: the query outlives any deadline
         message = await caller.fails(count_records, model="Numbers", where=where)
         assert "did not finish within 5 s" in message and "statement_timeout_seconds" in message
-        clock.ticking = False
+        clock.tick = 0.0
         # The interrupted connection went back to the pool and serves the next query.
         assert (await caller.ok(count_records, model="Numbers", where=where))["count"] == 4286
 
