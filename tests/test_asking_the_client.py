@@ -12,9 +12,7 @@ import mcp_types as types
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.errors import InvalidParams
-from mcp_platform.protocol.request_state import RequestStateCodec
-from tests.support import TestClock, asgi_client, make_settings, mcp_client, modern_headers, modern_meta, running_server
+from tests.support import asgi_client, make_settings, mcp_client, modern_headers, modern_meta, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -112,21 +110,3 @@ async def test_malformed_answers_ask_again(tmp_path: Path, answer: Any) -> None:
         first = await _first_round(client)
         response = await _round(client, 2, requestState=first["requestState"], inputResponses={"user_name": answer})
     assert response.json()["result"]["resultType"] == "input_required"
-
-
-def test_request_state_is_bound_to_target_caller_and_time() -> None:
-    clock = TestClock()
-    codec = RequestStateCodec(b"k" * 32, max_age=60, clock=clock)
-    token = codec.encode(target="tool:a", principal="alice", answers={"x": 1}, state={"n": 2})
-    assert codec.decode(token, target="tool:a", principal="alice") == ({"x": 1}, {"n": 2})
-    for target, principal in [("tool:b", "alice"), ("tool:a", "bob")]:
-        with pytest.raises(InvalidParams):
-            codec.decode(token, target=target, principal=principal)
-    other = RequestStateCodec(b"z" * 32, clock=clock)
-    with pytest.raises(InvalidParams):
-        other.decode(token, target="tool:a", principal="alice")
-    clock.advance(61)
-    with pytest.raises(InvalidParams):
-        codec.decode(token, target="tool:a", principal="alice")
-    with pytest.raises(ValueError):
-        RequestStateCodec(b"short")

@@ -1,4 +1,5 @@
-"""Both protocol eras on one endpoint: sessions, version rules, the 2026-07-28 envelope ladder, result stamps."""
+"""Both protocol eras on one endpoint: sessions, version rules, the 2026-07-28 envelope ladder, result stamps.
+How the replies are framed over HTTP (JSON or SSE, GET and DELETE) is `tests/transport/test_http.py`."""
 
 from __future__ import annotations
 
@@ -158,17 +159,6 @@ async def test_handshake_errors_are_jsonrpc_errors(client: httpx2.AsyncClient) -
     assert ok_level.json()["result"] == {}
 
 
-async def test_get_without_event_stream_accept_is_406(client: httpx2.AsyncClient) -> None:
-    session = await open_session(client)
-    response = await client.get("/mcp", headers={"accept": "application/json", "mcp-session-id": session})
-    assert response.status_code == 406
-
-
-async def test_get_and_delete_need_a_session(client: httpx2.AsyncClient) -> None:
-    assert (await client.get("/mcp", headers={"accept": "text/event-stream"})).status_code == 400
-    assert (await client.delete("/mcp")).status_code == 400
-
-
 # -- modern era --------------------------------------------------------------------------------------------------
 
 
@@ -276,13 +266,6 @@ async def test_modern_posted_response_is_invalid_request(client: httpx2.AsyncCli
     assert response.json()["error"]["code"] == -32600
 
 
-async def test_modern_get_and_delete_are_405(client: httpx2.AsyncClient) -> None:
-    for method in ("GET", "DELETE"):
-        response = await client.request(method, "/mcp", headers=modern_headers("x"))
-        assert response.status_code == 405
-        assert response.headers["allow"] == "POST"
-
-
 async def test_modern_ignores_session_id_header(client: httpx2.AsyncClient) -> None:
     headers = {**modern_headers("tools/list"), "mcp-session-id": "whatever"}
     response = await client.post("/mcp", headers=headers, json=modern_request("tools/list"))
@@ -370,19 +353,3 @@ async def test_oversized_result_becomes_a_tool_error(client: httpx2.AsyncClient)
     assert result["isError"] is True
     assert "result limit" in result["content"][0]["text"]
     assert len(response.content) < 10_000
-
-
-async def test_progress_request_streams_sse_before_the_result(client: httpx2.AsyncClient) -> None:
-    params = {"name": "steps", "arguments": {"count": 3}, "_meta": {**modern_meta(), "progressToken": "p1"}}
-    response = await client.post("/mcp", headers=modern_headers("tools/call", name="steps"),
-                                 json={"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": params})
-    assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.headers["x-accel-buffering"] == "no"
-    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
-    assert len(events) == 4 and '"notifications/progress"' in events[0] and '"id":4' in events[-1]
-
-
-async def test_call_without_notifications_answers_json(client: httpx2.AsyncClient) -> None:
-    response = await client.post("/mcp", headers=modern_headers("tools/call", name="steps"),
-                                 json=modern_request("tools/call", {"name": "steps", "arguments": {"count": 2}}))
-    assert response.headers["content-type"] == "application/json"
