@@ -4,6 +4,7 @@ server-to-client requests and EOF. The dispatcher, registry and lifespan are the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -15,9 +16,8 @@ import anyio
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.stores.base import Notifier
 from mcp_platform.transport.stdio import StdioConnection, _read_lines
-from tests.support import make_settings, modern_meta
+from tests.support import eventually, make_settings, modern_meta, notifier_of
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,7 @@ class Peer:
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.notifier: Notifier | None = None
+        self.notifier: Any = None
 
     async def lines(self) -> AsyncIterator[bytes]:
         while (line := await self.inbox.get()) is not None:
@@ -56,6 +56,12 @@ class Peer:
             before.append(message)
         return message, before
 
+    async def call(self, msg_id: int, name: str, arguments: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        """Call tool `name` and return its result value, and the messages that came before its reply."""
+        self.send(_call(msg_id, name, arguments))
+        reply, before = await self.reply_to(msg_id)
+        return reply["result"]["structuredContent"]["result"], before
+
     async def initialize(self) -> None:
         self.send(INIT)
         assert "result" in await self.next()
@@ -68,7 +74,7 @@ async def connected(tmp_path: Path, max_bytes: int = 4096) -> AsyncIterator[Peer
     peer = Peer()
     async with app.router.lifespan_context(app):
         state = app.state.mcp
-        peer.notifier = state.backends.find(Notifier)
+        peer.notifier = notifier_of(app)
         connection = StdioConnection(state.endpoint.dispatcher, peer.write, max_message_bytes=max_bytes,
                                      notifier=peer.notifier)
         serving = asyncio.create_task(connection.serve(peer.lines()))
@@ -151,11 +157,12 @@ async def test_a_modern_connection_answers_discover_and_refuses_initialize(tmp_p
 async def test_each_request_runs_on_its_own_so_a_fast_one_overtakes_a_slow_one(tmp_path: Path) -> None:
     async with connected(tmp_path) as peer:
         await peer.initialize()
-        peer.send(_call("slow", "steps", {"count": 2, "delay": 0.3}))
+        peer.send(_call("slow", "steps", {"count": 2, "hold": "slow"}))  # holds until the gate opens
         peer.send(_call("fast", "add", {"a": 1, "b": 2}))
-        slow, before = await peer.reply_to("slow")
-    fast = [m for m in before if m.get("id") == "fast"]
-    assert fast and fast[0]["result"]["structuredContent"] == {"total": 3}
+        fast, _ = await peer.reply_to("fast")  # answered while the slow one still holds
+        peer.send(_call("open", "open_gate", {"name": "slow"}))
+        slow, _ = await peer.reply_to("slow")
+    assert fast["result"]["structuredContent"] == {"total": 3}
     assert slow["result"]["content"][0]["text"] == "did 2 steps"
 
 
@@ -173,26 +180,39 @@ async def test_progress_and_log_notifications_come_before_the_result(tmp_path: P
 async def test_notifications_cancelled_stops_the_call_and_no_result_is_sent(tmp_path: Path) -> None:
     async with connected(tmp_path) as peer:
         await peer.initialize()
-        peer.send(_call(2, "steps", {"count": 100, "delay": 0.1}, _meta={"progressToken": "p"}))
+        peer.send(_call(2, "steps", {"count": 100, "hold": "cancel"}, _meta={"progressToken": "p"}))
         while (await peer.next()).get("method") != "notifications/progress":
-            pass
+            pass  # the first step is done: the call holds at its gate
         for hostile in (True, None, {"id": 2}, "2"):  # ids that name no running call change nothing
             peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": hostile}})
+        held, before = await peer.call(3, "gate_held", {"name": "cancel"})
+        assert held == 1
         peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}})
-        peer.send({"jsonrpc": "2.0", "id": 3, "method": "ping"})
-        _, before = await peer.reply_to(3)
-        peer.send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
-        _, after = await peer.reply_to(4)
-    assert all(m.get("id") != 2 for m in before + after)
-    assert all(m.get("method") != "notifications/progress" for m in after)
+        ids, after = itertools.count(4), list[dict[str, Any]]()
+
+        async def left_the_gate() -> bool:
+            held, came = await peer.call(next(ids), "gate_held", {"name": "cancel"})
+            after.extend(came)
+            return bool(held == 0)
+
+        await eventually(left_the_gate, what="the cancelled call leaving its gate")
+        opened, came = await peer.call(next(ids), "open_gate", {"name": "cancel"})  # would let a live call go on
+        after.extend(came)
+        peer.send({"jsonrpc": "2.0", "id": "last", "method": "ping"})
+        _, came = await peer.reply_to("last")
+    assert opened == 0
+    assert all(m.get("id") != 2 for m in before + after + came)
+    assert all(m.get("method") != "notifications/progress" for m in after + came)
 
 
 async def test_a_request_id_in_use_is_refused(tmp_path: Path) -> None:
     async with connected(tmp_path) as peer:
         await peer.initialize()
-        peer.send(_call(5, "steps", {"count": 2, "delay": 0.3}))
+        peer.send(_call(5, "steps", {"count": 2, "hold": "in-use"}))  # holds until the gate opens
         peer.send(_call(5, "add", {"a": 1, "b": 1}))
-        refused = await peer.next()
+        while "id" not in (refused := await peer.next()):
+            pass  # the held call's first step log may come first
+        peer.send(_call(6, "open_gate", {"name": "in-use"}))
         done, _ = await peer.reply_to(5)
     assert refused["id"] == 5 and refused["error"]["code"] == -32600 and "in use" in refused["error"]["message"]
     assert done["result"]["content"][0]["text"] == "did 2 steps"
@@ -256,9 +276,8 @@ async def test_log_level_set_by_the_client_filters_log_notifications(tmp_path: P
 async def test_list_changes_reach_an_initialized_client(tmp_path: Path) -> None:
     async with connected(tmp_path) as peer:
         await peer.initialize()
-        peer.send({"jsonrpc": "2.0", "id": 1, "method": "ping"})
-        await peer.reply_to(1)  # the connection has processed `initialized` and is listening
         assert peer.notifier is not None
+        await eventually(lambda: peer.notifier.subscriber_count == 1, what="the connection listening for changes")
         await peer.notifier.publish({"kind": "tools"})
         changed = await peer.next()
     assert changed == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed", "params": {}}
