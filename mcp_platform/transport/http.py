@@ -113,8 +113,9 @@ class McpEndpoint:
                 await self._serve(scope, receive, send, headers, raw)
             except StoreUnavailable as exc:
                 # A backing service is down: say which, and when to retry. Recovery needs no restart.
+                retry = getattr(exc, "retry_after", 5)
                 raise _Refused(503, _error_body(None, -32603, f"Service unavailable: {exc}"),
-                               [(b"retry-after", b"5")]) from None
+                               [(b"retry-after", str(retry).encode())]) from None
         except _ClientGone:
             return
         except _Refused as refused:
