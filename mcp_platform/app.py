@@ -47,11 +47,11 @@ logger = logging.getLogger(__name__)
 
 def default_capabilities() -> list[Capability]:
     """The built-in tool catalogue, in start order."""
-    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static_files
+    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static
     from mcp_platform.capabilities.orm import tools as orm
 
     return [config.CAPABILITY, flags.CAPABILITY, metrics.CAPABILITY, ratelimit.CAPABILITY, audit.CAPABILITY,
-            static_files.CAPABILITY, orm.CAPABILITY]
+            static.CAPABILITY, orm.CAPABILITY]
 
 
 @dataclass
@@ -140,8 +140,8 @@ def signing_key(settings: Settings) -> bytes:
 
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
                  overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack) -> AppState:
-    from mcp_platform.capabilities.config import ConfigManager, install_sighup
     from mcp_platform.capabilities.orm import ExposedModels, SeedHooks, collect_models, collect_seeds
+    from mcp_platform.config_reload import ConfigManager, install_sighup
 
     backends, hooks = Backends(), Hooks()
     backends.add(clock)
@@ -192,7 +192,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     for cap in caps:
         await cap.start(settings, backends, stack)
     _wire_changes(registry, backends, notifier, bus, stack)
-    from mcp_platform.capabilities.static_files import StaticResourceProvider
+    from mcp_platform.capabilities.static import StaticResourceProvider
 
     if (static_provider := backends.find(StaticResourceProvider)) is not None:
         resources.add_provider(static_provider)

@@ -21,8 +21,8 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, Field
 
 from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.config import ConfigManager
 from mcp_platform.capabilities.metrics import Metrics
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends, Clock, ToolContext
 from mcp_platform.errors import RateLimited, ToolError
 from mcp_platform.hooks import Hooks

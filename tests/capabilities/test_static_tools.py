@@ -12,14 +12,14 @@ import anyio
 import pytest
 from pydantic_core import to_json
 
-from mcp_platform.capabilities.static_backend import StaticFiles
-from mcp_platform.capabilities.static_files import (
+from mcp_platform.capabilities.static import (
     CAPABILITY,
     StaticResourceProvider,
     list_static_files,
     read_static_file,
     search_static_files,
 )
+from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams
 from mcp_platform.registry import Registry

@@ -1,6 +1,6 @@
 """Static files: the backend behind the static-file tools and resources, one folder served read-only.
 
-Every user path goes through two checks: `check_path` (static_paths.py) refuses hostile text, then the path's
+Every user path goes through two checks: `check_path` (paths.py) refuses hostile text, then the path's
 `os.path.realpath` must lie under the root's and, unless hidden files are allowed, contain no hidden segment; so a
 symlink anywhere along the way cannot lead outside. Reads open the resolved file without following a final symlink
 and check the descriptor is still the file that was resolved. Every file operation runs in a worker thread, and
@@ -28,7 +28,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
-from mcp_platform.capabilities.static_paths import (
+from mcp_platform.capabilities.static.paths import (
     Found,
     check_path,
     encode_chunk,
