@@ -31,12 +31,11 @@ from mcp_platform.onboarding.llms import LlmsRoute
 from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.request_state import RequestStateCodec
-from mcp_platform.protocol.sessions import MemorySessionStore, SessionStore
 from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier
-from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier
+from mcp_platform.stores.base import EventStore, Notifier, RateLimitStore, SessionStore
+from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
 from mcp_platform.stores.sql import StateDB
 from mcp_platform.transport.http import McpEndpoint
 
@@ -162,8 +161,6 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     backends.add(notifier, Notifier)
     backends.add(events, EventStore)
     if shared.rate_limits is not None:
-        from mcp_platform.capabilities.ratelimit import RateLimitStore
-
         backends.add(shared.rate_limits, RateLimitStore)
     registry, resources, prompts = Registry(), Resources(), Prompts()
     failures = dict(discovered.failures)
