@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, func, insert, select
 
 from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.config import ConfigManager
 from mcp_platform.capabilities.metrics import Metrics
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import Hooks, ToolCallRecord

@@ -34,11 +34,11 @@ from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.eras import HANDSHAKE_VERSIONS, MODERN_METHODS_REMOVED, MODERN_VERSIONS, negotiate_version
 from mcp_platform.protocol.jsonrpc import RequestId
 from mcp_platform.protocol.request_state import RequestStateCodec
-from mcp_platform.protocol.sessions import SessionData
 from mcp_platform.registry import Registry, Tool
 from mcp_platform.resources import Resources
 from mcp_platform.results import error_result
 from mcp_platform.settings import Settings
+from mcp_platform.stores.base import SessionData
 
 __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
 

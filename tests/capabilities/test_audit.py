@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mcp_platform.capabilities.audit import AUDIT_LOG, AuditBacklog, AuditLog, digest_arguments, recent_tool_calls
-from mcp_platform.capabilities.config import ConfigManager
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import ToolCallRecord
