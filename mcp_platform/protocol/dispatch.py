@@ -289,7 +289,7 @@ class Dispatcher:
         uri = call.params.get("uri")
         if not isinstance(uri, str) or not uri or len(uri) > 4096:
             raise InvalidParams("Invalid params: resources/read needs a string 'uri'")
-        return {"contents": await self.resources.read(uri)}
+        return {"contents": await self.resources.read(uri, lambda: self._context(call, f"resource:{uri}"))}
 
     async def list_prompts(self, call: Call) -> dict[str, Any]:
         prompts = self.prompts.all()
