@@ -116,7 +116,7 @@ def count(calls: int, era: str, auth: bool, code: str | None) -> float:
             with sock:
                 session = None
                 if era == "handshake":
-                    init = {"protocolVersion": "2025-11-25", "capabilities": {},
+                    init: dict[str, object] = {"protocolVersion": "2025-11-25", "capabilities": {},
                             "clientInfo": {"name": "bench", "version": "1"}}
                     head, _ = _http(sock, _request(port, "initialize", init, auth=auth, era=era))
                     match = re.search(rb"(?i)mcp-session-id:\s*(\S+)", head)
