@@ -31,12 +31,11 @@ from mcp_platform.onboarding.llms import LlmsRoute
 from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.request_state import RequestStateCodec
-from mcp_platform.protocol.sessions import MemorySessionStore, SessionStore
 from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier
-from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier
+from mcp_platform.stores.base import EventStore, Notifier, RateLimitStore, SessionStore
+from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
 from mcp_platform.stores.sql import StateDB
 from mcp_platform.transport.http import McpEndpoint
 
@@ -47,11 +46,11 @@ logger = logging.getLogger(__name__)
 
 def default_capabilities() -> list[Capability]:
     """The built-in tool catalogue, in start order."""
-    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static_files
+    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static
     from mcp_platform.capabilities.orm import tools as orm
 
     return [config.CAPABILITY, flags.CAPABILITY, metrics.CAPABILITY, ratelimit.CAPABILITY, audit.CAPABILITY,
-            static_files.CAPABILITY, orm.CAPABILITY]
+            static.CAPABILITY, orm.CAPABILITY]
 
 
 @dataclass
@@ -140,8 +139,8 @@ def signing_key(settings: Settings) -> bytes:
 
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
                  overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack) -> AppState:
-    from mcp_platform.capabilities.config import ConfigManager, install_sighup
     from mcp_platform.capabilities.orm import ExposedModels, SeedHooks, collect_models, collect_seeds
+    from mcp_platform.config_reload import ConfigManager, install_sighup
 
     backends, hooks = Backends(), Hooks()
     backends.add(clock)
@@ -162,8 +161,6 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     backends.add(notifier, Notifier)
     backends.add(events, EventStore)
     if shared.rate_limits is not None:
-        from mcp_platform.capabilities.ratelimit import RateLimitStore
-
         backends.add(shared.rate_limits, RateLimitStore)
     registry, resources, prompts = Registry(), Resources(), Prompts()
     failures = dict(discovered.failures)
@@ -192,7 +189,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     for cap in caps:
         await cap.start(settings, backends, stack)
     _wire_changes(registry, backends, notifier, bus, stack)
-    from mcp_platform.capabilities.static_files import StaticResourceProvider
+    from mcp_platform.capabilities.static import StaticResourceProvider
 
     if (static_provider := backends.find(StaticResourceProvider)) is not None:
         resources.add_provider(static_provider)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Boolean, Column, Float, String, Table, delete, insert, select
 
 from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.config import ConfigManager
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.registry import tool

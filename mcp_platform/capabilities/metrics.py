@@ -125,6 +125,7 @@ class Metrics:
         self._rate_limited = 0
         self._sessions: Callable[[], int] | None = None
         self._sessions_failed = False
+        self._extra: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[], float]]] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -134,6 +135,14 @@ class Metrics:
 
     def set_sessions_provider(self, provider: Callable[[], int]) -> None:
         self._sessions = provider
+
+    def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export another capability's current value (read at each scrape) as a Prometheus gauge."""
+        self._extra.append((GaugeMetricFamily, name, documentation, read))
+
+    def add_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export another capability's running total (read at each scrape) as a Prometheus counter."""
+        self._extra.append((CounterMetricFamily, name, documentation, read))
 
     def known_tools(self) -> list[str]:
         return sorted(self._known if self._known is not None else self._tools)
@@ -248,6 +257,8 @@ class _Collector(Collector):
         if snap.rss_bytes is not None:
             yield GaugeMetricFamily("mcp_platform_process_rss_bytes", "Resident memory of this process.",
                                     value=snap.rss_bytes)
+        for family, name, documentation, read in self._metrics._extra:
+            yield family(name, documentation, value=read())
 
 
 @tool(read_only=True, title="Server metrics")

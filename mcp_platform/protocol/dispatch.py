@@ -34,11 +34,11 @@ from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.eras import HANDSHAKE_VERSIONS, MODERN_METHODS_REMOVED, MODERN_VERSIONS, negotiate_version
 from mcp_platform.protocol.jsonrpc import RequestId
 from mcp_platform.protocol.request_state import RequestStateCodec
-from mcp_platform.protocol.sessions import SessionData
 from mcp_platform.registry import Registry, Tool
 from mcp_platform.resources import Resources
 from mcp_platform.results import error_result
 from mcp_platform.settings import Settings
+from mcp_platform.stores.base import SessionData
 
 __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
 
@@ -289,7 +289,7 @@ class Dispatcher:
         uri = call.params.get("uri")
         if not isinstance(uri, str) or not uri or len(uri) > 4096:
             raise InvalidParams("Invalid params: resources/read needs a string 'uri'")
-        return {"contents": await self.resources.read(uri)}
+        return {"contents": await self.resources.read(uri, lambda: self._context(call, f"resource:{uri}"))}
 
     async def list_prompts(self, call: Call) -> dict[str, Any]:
         prompts = self.prompts.all()

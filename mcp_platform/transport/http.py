@@ -31,9 +31,8 @@ from mcp_platform.hooks import Hooks
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher
 from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
-from mcp_platform.protocol.sessions import SessionData, SessionsFull, SessionStore
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier
+from mcp_platform.stores.base import EventStore, Notifier, SessionData, SessionsFull, SessionStore
 from mcp_platform.transport.guards import HostOriginGuard, accepts, is_json_content_type
 from mcp_platform.transport.inflight import InFlight
 from mcp_platform.transport.sse import CallStream, send_json, send_status
@@ -113,8 +112,9 @@ class McpEndpoint:
                 await self._serve(scope, receive, send, headers, raw)
             except StoreUnavailable as exc:
                 # A backing service is down: say which, and when to retry. Recovery needs no restart.
+                retry = getattr(exc, "retry_after", 5)
                 raise _Refused(503, _error_body(None, -32603, f"Service unavailable: {exc}"),
-                               [(b"retry-after", b"5")]) from None
+                               [(b"retry-after", str(retry).encode())]) from None
         except _ClientGone:
             return
         except _Refused as refused:

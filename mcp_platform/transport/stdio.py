@@ -47,8 +47,7 @@ from mcp_platform.errors import (
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher
 from mcp_platform.protocol.eras import MODERN_VERSIONS, is_modern
-from mcp_platform.protocol.sessions import SessionData
-from mcp_platform.stores.base import Notifier
+from mcp_platform.stores.base import Notifier, SessionData
 from mcp_platform.transport.streams import LIST_CHANGED, SUBSCRIPTION_ID_KEY, listen_filter
 
 if TYPE_CHECKING:

@@ -5,12 +5,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import func, select
 
-from mcp_platform.capabilities.audit import AUDIT_LOG, AuditLog, digest_arguments, recent_tool_calls
-from mcp_platform.capabilities.config import ConfigManager
+from mcp_platform.capabilities.audit import AUDIT_LOG, AuditBacklog, AuditLog, digest_arguments, recent_tool_calls
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
+from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.stores.sql import StateDB
@@ -107,11 +109,63 @@ async def test_close_writes_what_is_queued(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_full_queue_is_written_by_the_caller(db: StateDB) -> None:
-    log = AuditLog(db, retention=100, max_pending=4)
-    for i in range(4):
+async def test_finished_calls_never_wait_even_when_the_queue_is_full(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=4)  # no writer running: nothing drains the queue
+    with anyio.fail_after(5):
+        for i in range(10):
+            await log.on_tool_call(_record(n=i))
+    assert await _count(db) == 0 and log.depth == 10
+    await log.close()
+    assert await _count(db) == 10
+
+
+@pytest.mark.anyio
+async def test_a_full_queue_admits_waiting_calls_in_arrival_order(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=2, admit_timeout=30)
+    await log.on_tool_call(_record(n=0))
+    await log.on_tool_call(_record(n=1))
+    admitted: list[int] = []
+
+    async def caller(n: int) -> None:
+        await log.admit("alice", "t")
+        admitted.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(5):
+            tg.start_soon(caller, n)
+            with anyio.fail_after(5):
+                while log.waiting < n + 1:  # each caller is queued before the next one starts
+                    await anyio.sleep(0)
+        assert admitted == [] and log.waiting == 5
+        await log.start()  # the writer drains the queue and lets the callers in, oldest first
+    assert admitted == [0, 1, 2, 3, 4] and log.waiting == 0
+    await log.close()
+
+
+@pytest.mark.anyio
+async def test_a_call_that_cannot_be_recorded_in_time_is_refused_before_it_runs(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=1, admit_timeout=0.05)
+    await log.on_tool_call(_record())
+    with anyio.fail_after(5), pytest.raises(AuditBacklog) as refused:
+        await log.admit("alice", "t")
+    assert isinstance(refused.value, StoreUnavailable) and refused.value.retry_after == 1
+    assert "audit log" in str(refused.value) and log.refused == 1 and log.waiting == 0
+    await log.start()
+    with anyio.fail_after(5):
+        await log.admit("alice", "t")  # once written, calls run again at once
+    await log.close()
+
+
+@pytest.mark.anyio
+async def test_the_writer_keeps_up_with_a_burst_and_keeps_the_retention(db: StateDB) -> None:
+    log = AuditLog(db, retention=1000, max_pending=10_000)
+    await log.start()
+    for i in range(5000):
+        await log.admit("alice", "t")
         await log.on_tool_call(_record(n=i))
-    assert await _count(db) == 4
+    entries = await log.recent(1)
+    assert entries[0].id == 5000
+    assert 1000 <= await _count(db) <= 1100
     await log.close()
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit
 from mcp_platform.capabilities.audit import AuditLog
-from mcp_platform.capabilities.config import ConfigManager
 from mcp_platform.capabilities.flags import FlagStore
 from mcp_platform.capabilities.metrics import Metrics
 from mcp_platform.capabilities.ratelimit import RateLimiter
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
 from mcp_platform.errors import RateLimited
 from mcp_platform.hooks import Hooks, ToolCallRecord

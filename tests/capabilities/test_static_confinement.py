@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcp_platform.capabilities.static_files import (
+from mcp_platform.capabilities.static import (
     CAPABILITY,
     StaticResourceProvider,
     list_static_files,

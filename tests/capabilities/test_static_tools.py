@@ -12,14 +12,14 @@ import anyio
 import pytest
 from pydantic_core import to_json
 
-from mcp_platform.capabilities.static_backend import StaticFiles
-from mcp_platform.capabilities.static_files import (
+from mcp_platform.capabilities.static import (
     CAPABILITY,
     StaticResourceProvider,
     list_static_files,
     read_static_file,
     search_static_files,
 )
+from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams
 from mcp_platform.registry import Registry
@@ -149,6 +149,19 @@ async def test_forged_cursors_are_refused(tmp_path: Path, backends: Backends, cu
     arguments = {"recursive": cursor_of != "other_listing", "limit": 2, "cursor": forged}
     result = await call(list_static_files, arguments, context(backends))
     assert result.is_error, text(result)
+
+
+@pytest.mark.anyio
+async def test_instances_sharing_secret_key_accept_each_others_cursors(tmp_path: Path) -> None:
+    root = build_tree(tmp_path)
+    arguments = {"recursive": True, "limit": 2}
+    first = await call(list_static_files, arguments, context(await start(root, secret_key="k" * 32)))
+    cursor = first.structured["next_cursor"]
+    results = [await call(list_static_files, {**arguments, "cursor": cursor}, context(await start(root, **settings)))
+               for settings in ({"secret_key": "k" * 32}, {"secret_key": "other-key-" * 4}, {})]
+    everything = await list_all(await start(root), recursive=True)
+    assert [entry["path"] for entry in results[0].structured["entries"]] == everything[2:4]
+    assert all(r.is_error and "not one this server issued" in text(r) for r in results[1:])
 
 
 @pytest.mark.anyio

@@ -1,8 +1,7 @@
 """Static files capability: list, read and search the files under `static.root`, as tools and as MCP resources.
 
-The tools are thin: confinement, paging and encoding live in `StaticFiles` (static_backend.py). Resources use the
-URI `static:///` + the percent-encoded relative path; a URI is decoded once and then checked exactly like a tool's
-path, so an encoded `..` is refused like a plain one.
+The tools are thin: confinement, paging and encoding live in `StaticFiles` (backend.py); the resources in
+`StaticResourceProvider` (resources.py).
 """
 
 from __future__ import annotations
@@ -13,33 +12,25 @@ import hashlib
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Annotated
 
 import anyio.to_thread
 from pydantic import Field
 
 from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.static_backend import (
-    BadCursor,
-    FileTooLarge,
-    SearchResults,
-    StaticFileChunk,
-    StaticFiles,
-    StaticListing,
-)
-from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS, URI_PREFIX
-from mcp_platform.capabilities.static_watch import StaticWatcher
+from mcp_platform.capabilities.static.backend import StaticFiles
+from mcp_platform.capabilities.static.models import SearchResults, StaticFileChunk, StaticListing
+from mcp_platform.capabilities.static.paths import MAX_PATH_CHARS
+from mcp_platform.capabilities.static.resources import StaticResourceProvider
+from mcp_platform.capabilities.static.watch import StaticWatcher
 from mcp_platform.context import Backends, ToolContext
-from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
 from mcp_platform.registry import tool
 from mcp_platform.stores.base import Notifier
 
 if TYPE_CHECKING:
     from mcp_platform.settings import Settings
 
-__all__ = ["CAPABILITY", "URI_PREFIX", "StaticResourceProvider", "list_static_files", "read_static_file",
-           "search_static_files"]
+__all__ = ["CAPABILITY", "list_static_files", "read_static_file", "search_static_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,60 +96,6 @@ async def search_static_files(
         limit: Most matching lines to return (1-500).
     """
     return await ctx.backend(StaticFiles).search_files(query, path, limit, progress=ctx.report_progress)
-
-
-class StaticResourceProvider:
-    """Every servable file under the static root as an MCP resource, `static:///css/site.css`."""
-
-    def __init__(self, files: StaticFiles) -> None:
-        self.files = files
-
-    def templates(self) -> list[dict[str, Any]]:
-        return [{
-            "uriTemplate": URI_PREFIX + "{+path}",
-            "name": "static_file",
-            "title": "Static file",
-            "description": "A file under the server's static root, by its path relative to the root, e.g. "
-                           f"{URI_PREFIX}css/site.css. Text comes back as text, other files as base64 blobs.",
-        }]
-
-    def handles(self, uri: str) -> bool:
-        return uri.startswith("static:")
-
-    async def read(self, uri: str) -> list[dict[str, Any]]:
-        not_found = ResourceNotFound("Resource not found", data={"uri": uri})
-        if not uri.startswith(URI_PREFIX) or "?" in uri or "#" in uri:
-            raise not_found
-        try:
-            path = unquote(uri[len(URI_PREFIX):], errors="strict")
-        except UnicodeDecodeError:
-            raise not_found from None
-        try:
-            chunk = await self.files.read_whole(path)
-        except FileTooLarge as exc:
-            raise InvalidParams(str(exc)) from None
-        except ToolError:
-            raise not_found from None
-        key = "text" if chunk.encoding == "text" else "blob"
-        return [{"uri": uri, "mimeType": chunk.mime_type, key: chunk.content}]
-
-    # Defined last: inside the class body, `list` names this method from here on.
-    async def list_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        try:
-            entries, next_cursor = await self.files.resource_page(cursor, limit)
-        except BadCursor:
-            raise InvalidParams("Invalid params: unknown cursor") from None
-        except ToolError as exc:  # the root is missing: list nothing rather than fail every resources/list
-            logger.warning("static resources not listed: %s", exc)
-            return [], None
-        listed: list[dict[str, Any]] = []
-        for entry in entries:
-            item: dict[str, Any] = {"uri": URI_PREFIX + quote(entry.path, safe="/"), "name": entry.path,
-                                    "size": entry.size}
-            if entry.mime_type:
-                item["mimeType"] = entry.mime_type
-            listed.append(item)
-        return listed, next_cursor
 
 
 async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
