@@ -12,19 +12,12 @@ import pytest
 from mcp_platform.errors import InvalidParams
 from mcp_platform.pagination import decode_cursor, encode_cursor
 from mcp_platform.signing import InvalidToken, SignedCodec
+from tests.support import TestClock
 
 KEY = b"k" * 32
 ALPHABET = string.ascii_letters + string.digits + "-_"
 B64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 """URL-safe base64 in value order."""
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _token(**kwargs: Any) -> str:
@@ -125,12 +118,12 @@ def test_a_tuple_binding_matches_its_list() -> None:
 
 
 def test_expired_tokens_are_refused() -> None:
-    clock = Clock()
+    clock = TestClock()
     codec = SignedCodec(KEY, clock=clock)
-    token = codec.encode("test", {"a": 1}, expires_at=clock.now + 60)
-    clock.now += 60
+    token = codec.encode("test", {"a": 1}, expires_at=clock.now() + 60)
+    clock.advance(60)
     assert codec.decode(token, "test") == {"a": 1}
-    clock.now += 0.001
+    clock.advance(0.001)
     assert _reason(codec, token) == "expired"
 
 

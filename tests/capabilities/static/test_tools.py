@@ -422,7 +422,7 @@ async def test_default_read_of_a_large_file_fits_the_result_cap(tmp_path: Path) 
 
 @pytest.mark.anyio
 async def test_example_static_folder_demonstrates_the_tools() -> None:
-    root = Path(__file__).resolve().parents[2] / "static"
+    root = Path(__file__).resolve().parents[3] / "static"
     backends = await start(root)
     paths = await list_all(backends, recursive=True)
     assert {"index.html", "css/site.css", "js/app.js", "docs/getting-started.md", "data/products.csv",
