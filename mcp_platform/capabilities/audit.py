@@ -20,9 +20,9 @@ import anyio
 from pydantic import BaseModel, Field
 from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, insert, select
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.config_reload import ConfigManager
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import tool
 from mcp_platform.settings import Settings
@@ -47,7 +47,6 @@ AUDIT_LOG = Table(
 )
 
 MAX_RECENT = 500
-DEFAULT_RESULT_BYTES = 80_000
 
 
 def digest_arguments(arguments: dict[str, Any]) -> str:
@@ -183,8 +182,7 @@ async def recent_tool_calls(
     """
     audit = ctx.backend(AuditLog)
     entries = await audit.recent(limit, tool)
-    manager = ctx.backends.find(ConfigManager)
-    max_bytes = manager.current.tools.max_result_bytes if manager is not None else DEFAULT_RESULT_BYTES
+    max_bytes = ctx.settings.tools.max_result_bytes
     # The result travels twice (as text and as structured content), so each copy gets under half the cap.
     budget, used, kept = max_bytes // 2 - 1024, 0, 0
     for entry in entries:
@@ -195,20 +193,15 @@ async def recent_tool_calls(
     return AuditEntries(entries=entries[:kept], retention=audit.retention, truncated=kept < len(entries))
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    audit = AuditLog(backends.get(StateDB), settings.audit.retention)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    audit = AuditLog(core.state_db, core.settings.audit.retention)
     await audit.start()
     stack.push_async_callback(audit.close)
-    backends.add(audit)
-    hooks = backends.get(Hooks)
-    hooks.tool_call.append(audit.on_tool_call)
-    stack.callback(hooks.tool_call.remove, audit.on_tool_call)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            audit.retention = new.audit.retention
 
-        manager.on_reload.append(adopt)
+    async def adopt(new: Settings) -> None:
+        audit.retention = new.audit.retention
+
+    return Started(backends=[audit], observers=Hooks(tool_call=[audit.on_tool_call]), on_reload=adopt)
 
 
 CAPABILITY = Capability(name="audit", tools=[recent_tool_calls], start=_start)

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from mcp_platform.capabilities.audit import AUDIT_LOG, AuditLog, digest_arguments, recent_tool_calls
-from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
 from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
@@ -132,13 +131,15 @@ async def test_recent_tool_calls_stays_under_the_result_cap(tmp_path: Path, audi
         await audit.on_tool_call(_record(who=f"principal-{i}", n=i))
     backends = Backends()
     backends.add(audit)
-    backends.add(ConfigManager(make_settings(tmp_path, tools={"max_result_bytes": 20_000})))
-    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin")))
+    settings = make_settings(tmp_path, tools={"max_result_bytes": 20_000})
+    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin"),
+                                                                   settings=settings))
     assert not result.is_error and result.structured["truncated"] is True
     assert len(text(result)) < 10_000
     entries = result.structured["entries"]
     assert 10 < len(entries) < 500 and entries[0]["principal"] == "principal-499"
-    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin")))
+    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin"),
+                                                                settings=settings))
     assert small.structured["truncated"] is False and len(small.structured["entries"]) == 5
 
 
