@@ -148,6 +148,19 @@ async def test_forged_cursors_are_refused(tmp_path: Path, backends: Backends, cu
 
 
 @pytest.mark.anyio
+async def test_instances_sharing_secret_key_accept_each_others_cursors(tmp_path: Path) -> None:
+    root = build_tree(tmp_path)
+    arguments = {"recursive": True, "limit": 2}
+    first = await call(list_static_files, arguments, context(await start(root, secret_key="k" * 32)))
+    cursor = first.structured["next_cursor"]
+    results = [await call(list_static_files, {**arguments, "cursor": cursor}, context(await start(root, **settings)))
+               for settings in ({"secret_key": "k" * 32}, {"secret_key": "other-key-" * 4}, {})]
+    everything = await list_all(await start(root), recursive=True)
+    assert [entry["path"] for entry in results[0].structured["entries"]] == everything[2:4]
+    assert all(r.is_error and "not one this server issued" in text(r) for r in results[1:])
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("arguments", [
     {"limit": 0}, {"limit": 1001}, {"limit": -1}, {"limit": "many"}, {"recursive": "yes please"},
     {"pattern": ""}, {"pattern": "x" * 201}, {"path": None}, {"path": 42}, {"unknown": 1},

@@ -1,20 +1,20 @@
 """Static files: list, read and search one folder served read-only, as tools and as MCP resources.
 
 Every user path is checked twice: by text (`paths.check_path`), then by where it resolves (`StaticFiles`), so
-neither `..` nor a symlink can lead outside the root. `tools.py` holds the tools and the capability, `resources.py`
-the `static:///` resources, `watch.py` the change watcher.
+neither `..` nor a symlink can lead outside the root. `tools.py` holds the tools and the capability, `models.py` what
+they return, `resources.py` the `static:///` resources, `watch.py` the change watcher.
 """
 
 from __future__ import annotations
 
-from mcp_platform.capabilities.static.backend import (
+from mcp_platform.capabilities.static.backend import StaticFiles
+from mcp_platform.capabilities.static.models import (
     BadCursor,
     FileTooLarge,
     SearchMatch,
     SearchResults,
     StaticEntry,
     StaticFileChunk,
-    StaticFiles,
     StaticListing,
 )
 from mcp_platform.capabilities.static.paths import URI_PREFIX

@@ -9,7 +9,8 @@ import logging
 from typing import Any
 from urllib.parse import quote, unquote
 
-from mcp_platform.capabilities.static.backend import BadCursor, FileTooLarge, StaticFiles
+from mcp_platform.capabilities.static.backend import StaticFiles
+from mcp_platform.capabilities.static.models import BadCursor, FileTooLarge
 from mcp_platform.capabilities.static.paths import URI_PREFIX
 from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
 

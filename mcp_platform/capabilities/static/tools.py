@@ -18,7 +18,8 @@ import anyio.to_thread
 from pydantic import Field
 
 from mcp_platform.capabilities import Capability, Started
-from mcp_platform.capabilities.static.backend import SearchResults, StaticFileChunk, StaticFiles, StaticListing
+from mcp_platform.capabilities.static.backend import StaticFiles
+from mcp_platform.capabilities.static.models import SearchResults, StaticFileChunk, StaticListing
 from mcp_platform.capabilities.static.paths import MAX_PATH_CHARS
 from mcp_platform.capabilities.static.resources import StaticResourceProvider
 from mcp_platform.capabilities.static.watch import StaticWatcher
