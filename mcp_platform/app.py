@@ -63,6 +63,8 @@ class AppState:
     settings: Settings
     """The settings the app started with (the core's `settings` follow reloads)."""
     core: Core
+    dispatcher: Dispatcher
+    """The method table every transport dispatches to (HTTP through `endpoint`, stdio directly)."""
     endpoint: McpEndpoint
     running: Running
     """Health checks and `/metrics` text the capabilities brought."""
@@ -209,7 +211,7 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
-    return AppState(settings, core, endpoint, running, failures)
+    return AppState(settings, core, dispatcher, endpoint, running, failures)
 
 
 def _resource_spec(cap: Capability, fn: Any) -> ResourceSpec:
