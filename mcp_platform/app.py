@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_capabilities() -> list[Capability]:
-    """The built-in tool catalogue, in start order."""
+    """The built-in tool catalogue, in start order (also the order in which their observers run)."""
     from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static
     from mcp_platform.capabilities.orm import tools as orm
 
