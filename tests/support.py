@@ -183,9 +183,7 @@ async def heartbeats(lines: AsyncIterator[str], count: int, *, within: float) ->
 
 def notifier_of(app: Starlette) -> Any:
     """The running app's change notifier (its `subscriber_count` is how many streams are listening now)."""
-    from mcp_platform.stores.base import Notifier
-
-    return app.state.mcp.backends.find(Notifier)
+    return app.state.mcp.core.notifier
 
 
 async def listening(app: Starlette, streams: int) -> None:

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from mcp_platform import ToolContext, ToolResult, tool
 from mcp_platform.auth_types import Principal
-from mcp_platform.context import Backends
 from mcp_platform.errors import ConfigError, ToolTimeout
 from mcp_platform.registry import Registry
 
@@ -143,7 +142,7 @@ async def test_timeout_cancels_the_tool() -> None:
 
     built = Registry().add(slow)
     ctx = ToolContext(principal=Principal("p", frozenset({"read"})), tool_name="slow", request_id=1,
-                      protocol_version="2025-11-25", backends=Backends())
+                      protocol_version="2025-11-25")
     with anyio.fail_after(5), pytest.raises(ToolTimeout, match="0.05 s timeout"):
         await built.call({}, ctx, default_timeout=10)
     assert cancelled == [True]

@@ -453,6 +453,6 @@ async def serve_stdio(app: Starlette) -> None:
         max_bytes: int = state.settings.http.max_body_bytes
         with _claim_stdio() as (wire_in, wire_out):
             connection = StdioConnection(state.endpoint.dispatcher, _stdout_writer(wire_out),
-                                         max_message_bytes=max_bytes, notifier=state.backends.find(Notifier))
+                                         max_message_bytes=max_bytes, notifier=state.core.notifier)
             logger.info("serving %d tools on stdio", len(state.registry))
             await connection.serve(_stdin_lines(wire_in, max_bytes))

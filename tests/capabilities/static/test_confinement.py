@@ -18,7 +18,7 @@ from mcp_platform.capabilities.static import (
 )
 from mcp_platform.context import Backends
 from mcp_platform.errors import ResourceNotFound
-from tests.capabilities.support import call, context, text
+from tests.capabilities.support import call, context, start_capability, text
 from tests.support import make_settings
 
 SECRET = "TOP-SECRET-OUTSIDE"
@@ -49,12 +49,11 @@ def build_tree(tmp_path: Path) -> Path:
 
 
 async def start(root: Path, **static: Any) -> Backends:
-    backends = Backends()
     async with AsyncExitStack() as stack:
         folder = root.with_name(f"{root.name}-settings")  # beside the root, so the settings' files are not listed
         folder.mkdir(exist_ok=True)
-        await CAPABILITY.start(make_settings(folder, static={"root": root, **static}), backends, stack)
-    return backends
+        core = await start_capability(CAPABILITY, stack, make_settings(folder, static={"root": root, **static}))
+    return core.backends
 
 
 HOSTILE_PATHS: list[str] = [
