@@ -62,13 +62,14 @@ async def test_redis_outage_gives_503_and_the_session_goes_on(tmp_path: Path) ->
     from tests.services import require_redis
     from tests.support import JSON_HEADERS, TOKEN
 
-    redis_url = require_redis().rsplit("/", 1)[0] + "/14"
+    redis_url = require_redis()  # the run's own database (MCP_PLATFORM_TEST_REDIS_URL), so parallel runs stay apart
     flush_redis(redis_url)
+    database = redis_url.rsplit("/", 1)[1]
     port = int(redis_url.split("//")[1].split("/")[0].split(":")[1])
     proxy = TcpProxy("127.0.0.1", port)
     try:
         settings = make_settings(tmp_path, state={"url": f"sqlite+aiosqlite:///{tmp_path}/state.db",
-                                                  "redis_url": f"redis://127.0.0.1:{proxy.port}/14"})
+                                                  "redis_url": f"redis://127.0.0.1:{proxy.port}/{database}"})
         headers = {**JSON_HEADERS, "authorization": f"Bearer {TOKEN}"}
         with running_server(create_app(settings, capabilities=[])) as server:
             async with httpx2.AsyncClient(headers=headers, timeout=10) as http:

@@ -51,7 +51,7 @@ async def postgres() -> AsyncIterator[str]:
 
 @pytest.fixture
 def redis_url() -> str:
-    url = require_redis().rsplit("/", 1)[0] + "/14"
+    url = require_redis()  # the run's own database (MCP_PLATFORM_TEST_REDIS_URL), so parallel runs stay apart
     flush_redis(url)
     return url
 
