@@ -21,6 +21,8 @@ from mcp_types import LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from mcp_platform.errors import (
+    HEADER_MISMATCH,
+    UNSUPPORTED_PROTOCOL_VERSION,
     HeaderMismatch,
     InvalidParams,
     ProtocolError,
@@ -75,8 +77,8 @@ class ModernEnvelope:
 
 def _as_error(rejection: InboundLadderRejection) -> ProtocolError:
     kinds: dict[int, type[ProtocolError]] = {
-        HeaderMismatch.code: HeaderMismatch,
-        UnsupportedProtocolVersion.code: UnsupportedProtocolVersion,
+        HEADER_MISMATCH: HeaderMismatch,
+        UNSUPPORTED_PROTOCOL_VERSION: UnsupportedProtocolVersion,
     }
     return kinds.get(rejection.code, InvalidParams)(rejection.message, rejection.data)
 
@@ -84,7 +86,8 @@ def _as_error(rejection: InboundLadderRejection) -> ProtocolError:
 def check_modern_request(
     message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Iterable[tuple[str, str]]
 ) -> ModernEnvelope:
-    """Run the 2026-07-28 ladder: envelope keys (-32602), routing headers (-32020), version (-32022)."""
+    """Run the 2026-07-28 ladder: envelope keys (InvalidParams), routing headers (HeaderMismatch), version
+    (UnsupportedProtocolVersion)."""
     duplicated = find_duplicated_routing_header(raw_headers)
     if duplicated is not None:
         raise HeaderMismatch(f"{duplicated} header appears more than once")

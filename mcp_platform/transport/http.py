@@ -13,19 +13,28 @@ from typing import Any
 
 from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic_core import to_json
 from starlette.types import Receive, Scope, Send
 
 from mcp_platform.auth import TokenVerifier, bearer_token
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
-    InsufficientScope,
+    BadRequest,
     InvalidRequest,
+    McpPlatformError,
+    MethodNotAllowed,
+    MisdirectedRequest,
+    NotAcceptable,
+    OriginForbidden,
+    PayloadTooLarge,
     ProtocolError,
-    RateLimited,
-    StoreUnavailable,
+    ServiceUnavailable,
+    SessionNotFound,
+    StreamConflict,
+    Unauthorized,
+    UnknownEventId,
     UnsupportedProtocolVersion,
-    modern_http_status,
+    WireReply,
+    to_wire,
 )
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol import jsonrpc
@@ -50,18 +59,11 @@ __all__ = ["McpEndpoint"]
 
 logger = logging.getLogger(__name__)
 
-_ALLOW_ALL = [(b"allow", b"GET, POST, DELETE")]
-_ALLOW_POST = [(b"allow", b"POST")]
+_ALLOW_ALL = "GET, POST, DELETE"
+_ALLOW_POST = "POST"
 _BATCH_VERSION = "2025-03-26"  # the only revision whose Streamable HTTP accepted JSON-RPC batches
 _RESUMABLE = ("2025-03-26", "2025-06-18", "2025-11-25")  # Streamable HTTP revisions with Last-Event-ID
 _PRIMING = ("2025-11-25",)  # revisions whose streams open with a priming event (SEP-1699)
-
-
-def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return to_json({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
 class _ClientGone(Exception):  # noqa: N818 - an event, not an error
@@ -69,15 +71,14 @@ class _ClientGone(Exception):  # noqa: N818 - an event, not an error
 
 
 class _Refused(Exception):
-    """An HTTP-level refusal: status, JSON body and headers, sent as they are."""
+    """A refusal bound to the request it refuses, ready for the wire."""
 
-    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers or []
+    def __init__(self, reply: WireReply) -> None:
+        self.reply = reply
 
 
-def _protocol_refusal(exc: ProtocolError, msg_id: Any, *, modern: bool, status: int | None = None) -> _Refused:
-    reply = jsonrpc.encode(jsonrpc.error_reply(msg_id, exc, modern=modern))
-    return _Refused(status or (modern_http_status(exc.code) if modern else 400), reply)
+def _refusal(exc: McpPlatformError, msg_id: Any = None, *, modern: bool = False, dispatched: bool = False) -> _Refused:
+    return _Refused(to_wire(exc, modern=modern, msg_id=msg_id, dispatched=dispatched))
 
 
 class McpEndpoint:
@@ -111,18 +112,17 @@ class McpEndpoint:
         try:
             try:
                 await self._serve(scope, receive, send, headers, raw)
-            except StoreUnavailable as exc:
-                # A backing service is down: say which, and when to retry. Recovery needs no restart.
-                raise _Refused(503, _error_body(None, -32603, f"Service unavailable: {exc}"),
-                               [(b"retry-after", b"5")]) from None
+            except McpPlatformError as exc:
+                # E.g. a backing service that is down: 503 says which, and when to retry. Recovery needs no restart.
+                raise _refusal(exc) from None
         except _ClientGone:
             return
         except _Refused as refused:
-            headers_out = refused.headers
-            if refused.body:
-                await send_json(send, refused.status, refused.body, headers_out)
+            reply = refused.reply
+            if reply.body:
+                await send_json(send, reply.status, reply.body, reply.headers)
             else:
-                await send_status(send, refused.status, headers_out)
+                await send_status(send, reply.status, reply.headers)
 
     def _observed(self, send: Send) -> Send:
         async def observed(message: Any) -> None:
@@ -134,21 +134,21 @@ class McpEndpoint:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
                      raw: list[tuple[str, str]]) -> None:
         if not self.guard.host_ok(headers.get("host")):
-            raise _Refused(421, _error_body(None, -32600, "Misdirected request: Host header not allowed"))
+            raise MisdirectedRequest("Misdirected request: Host header not allowed")
         if not self.guard.origin_ok(headers.get("origin")):
-            raise _Refused(403, _error_body(None, -32600, "Forbidden: Origin not allowed"))
+            raise OriginForbidden("Forbidden: Origin not allowed")
         method = scope["method"]
         version_header = headers.get("mcp-protocol-version")
         modern_header = version_header in MODERN_VERSIONS
         if method not in ("POST", "GET", "DELETE"):
-            raise _Refused(405, b"", _ALLOW_POST if modern_header else _ALLOW_ALL)
+            raise MethodNotAllowed(_ALLOW_POST if modern_header else _ALLOW_ALL)
         principal = await self._authenticate(scope, headers)
         if method == "POST":
             await self._post(scope, receive, send, headers, raw, principal)
             return
         await self._check_rate(principal, None)
         if modern_header:
-            raise _Refused(405, b"", _ALLOW_POST)
+            raise MethodNotAllowed(_ALLOW_POST)
         if method == "GET":
             await self._get(receive, send, headers, principal)
         else:
@@ -161,21 +161,13 @@ class McpEndpoint:
             return ANONYMOUS
         client = scope.get("client")
         ip = client[0] if client else "unknown"
-        try:
-            await self.hooks.check_auth_allowed(ip)
-        except RateLimited as exc:
-            raise self._too_many(exc, None) from None
+        await self.hooks.check_auth_allowed(ip)
         token = bearer_token(headers.get("authorization"))
         principal = await self.verifier.verify(token) if token else None
         if principal is not None:
             return principal
         await self.hooks.note_auth_failure(ip)
-        # RFC 6750: no error code when no credentials were sent at all.
-        challenge = 'Bearer realm="mcp-platform"'
-        if token is not None or "authorization" in headers:
-            challenge += ', error="invalid_token", error_description="The token is unknown, revoked or malformed"'
-        raise _Refused(401, _error_body(None, -32001, "Unauthorized: a valid bearer token is required"),
-                       [(b"www-authenticate", challenge.encode())])
+        raise Unauthorized(credentials_sent=token is not None or "authorization" in headers)
 
     def _exempt(self, message: jsonrpc.Message) -> bool:
         """A call to a tool marked `rate_limited=False` is not charged to the caller's request budget."""
@@ -189,19 +181,8 @@ class McpEndpoint:
         if self.hooks.before_request:
             try:
                 await self.hooks.check_request(principal.name)
-            except RateLimited as exc:
-                raise self._too_many(exc, msg_id) from None
-
-    def _too_many(self, exc: RateLimited, msg_id: Any) -> _Refused:
-        retry = max(1, int(exc.retry_after + 0.999))
-        return _Refused(429, _error_body(msg_id, -32029, f"Too many requests: {exc}", {"retryAfter": retry}),
-                        [(b"retry-after", str(retry).encode())])
-
-    @staticmethod
-    def _forbidden(exc: InsufficientScope, msg_id: Any) -> _Refused:
-        challenge = f'Bearer error="insufficient_scope", scope="{exc.scope}", error_description="{exc}"'
-        return _Refused(403, _error_body(msg_id, -32003, f"Forbidden: {exc}", {"requiredScope": exc.scope}),
-                        [(b"www-authenticate", challenge.encode())])
+            except McpPlatformError as exc:
+                raise _refusal(exc, msg_id) from None
 
     # -- POST --------------------------------------------------------------------------------------------------
 
@@ -209,7 +190,7 @@ class McpEndpoint:
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                raise _Refused(400, _error_body(None, -32600, "Bad Request: invalid Content-Length"))
+                raise BadRequest("Bad Request: invalid Content-Length")
             if int(declared) > self._max_body:
                 raise self._too_large()
         chunks, size, more = [], 0, True
@@ -225,22 +206,21 @@ class McpEndpoint:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _too_large(self) -> _Refused:
-        return _Refused(413, _error_body(None, -32600, f"Payload too large: the limit is {self._max_body} bytes"))
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Payload too large: the limit is {self._max_body} bytes")
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
                     raw: list[tuple[str, str]], principal: Principal) -> None:
         if not is_json_content_type(headers.get("content-type")):
-            raise _Refused(400, _error_body(None, -32600, "Bad Request: Content-Type must be application/json"))
+            raise BadRequest("Bad Request: Content-Type must be application/json")
         if not accepts(headers.get("accept"), json=True, sse=True):
-            raise _Refused(406, _error_body(
-                None, -32600, "Not Acceptable: Accept must list application/json and text/event-stream"))
+            raise NotAcceptable("Not Acceptable: Accept must list application/json and text/event-stream")
         body = await self._read_body(receive, headers)
         version_header = headers.get("mcp-protocol-version")
         try:
             decoded = jsonrpc.parse_json(body)
         except ProtocolError as exc:
-            raise _protocol_refusal(exc, None, modern=version_header in MODERN_VERSIONS) from None
+            raise _refusal(exc, modern=version_header in MODERN_VERSIONS) from None
         if isinstance(decoded, list):
             await self._batch(decoded, receive, send, headers, principal)
             return
@@ -249,7 +229,7 @@ class McpEndpoint:
             message = jsonrpc.classify(decoded)
         except ProtocolError as exc:
             safe_id = msg_id if isinstance(msg_id, str | int) and not isinstance(msg_id, bool) else None
-            raise _protocol_refusal(exc, safe_id, modern=version_header in MODERN_VERSIONS) from None
+            raise _refusal(exc, safe_id, modern=version_header in MODERN_VERSIONS) from None
         # After parsing, so that a 429 can name the request it refuses (2026-07-28 errors must echo the id).
         if not self._exempt(message):
             await self._check_rate(principal, message.id)
@@ -267,22 +247,22 @@ class McpEndpoint:
             if requested not in MODERN_VERSIONS:
                 exc = UnsupportedProtocolVersion("Unsupported protocol version",
                                                  {"supported": list(MODERN_VERSIONS), "requested": requested})
-                raise _protocol_refusal(exc, None, modern=True)
-            raise _Refused(202, b"")
+                raise _refusal(exc, modern=True)
+            raise _Refused(WireReply(202, b""))
         if message.kind == "response":
-            raise _protocol_refusal(InvalidRequest("Invalid Request: this server sent no request to answer"),
-                                    message.id, modern=True)
+            raise _refusal(InvalidRequest("Invalid Request: this server sent no request to answer"), message.id,
+                           modern=True)
         try:
             envelope = check_modern_request(message.raw, headers, raw)
             if message.method == "tools/call":
                 self._check_param_headers(message, headers)
         except ProtocolError as exc:
-            raise _protocol_refusal(exc, message.id, modern=True) from None
+            raise _refusal(exc, message.id, modern=True) from None
         if message.method == "subscriptions/listen":
             try:
                 granted = listen_filter(message.params)
             except ProtocolError as exc:
-                raise _protocol_refusal(exc, message.id, modern=True) from None
+                raise _refusal(exc, message.id, modern=True) from None
             await serve_stream(send, receive, listen_events(self.notifier, granted, message.id),
                                heartbeat=self._heartbeat)
             return
@@ -307,25 +287,23 @@ class McpEndpoint:
         try:
             session_id = await self.sessions.create(session)
         except SessionsFull as exc:
-            raise _Refused(503, _error_body(message.id, -32603, f"Service unavailable: {exc}"),
-                           [(b"retry-after", b"30")]) from None
+            raise _refusal(ServiceUnavailable(str(exc), retry_after=30), message.id) from None
         reply = jsonrpc.encode(jsonrpc.result_reply(message.id, result))  # type: ignore[arg-type]
         await send_json(send, 200, reply, [(b"mcp-session-id", session_id.encode())])
 
     async def _session(self, headers: dict[str, str], principal: Principal) -> tuple[str, SessionData]:
         session_id = headers.get("mcp-session-id")
         if not session_id:
-            raise _Refused(400, _error_body(None, -32600, "Bad Request: Mcp-Session-Id header is required"))
+            raise BadRequest("Bad Request: Mcp-Session-Id header is required")
         session = await self.sessions.get(session_id) if len(session_id) <= 256 else None
         # Another token's session is answered as unknown, so session ids cannot be probed across tokens.
         if session is None or session.principal != principal.name:
-            raise _Refused(404, _error_body(None, -32001, "Session not found"))
+            raise SessionNotFound
         version = headers.get("mcp-protocol-version")
         if version is not None and version != session.protocol_version:
             detail = "is not a supported version" if version not in HANDSHAKE_PROTOCOL_VERSIONS else \
                 f"does not match the negotiated version {session.protocol_version}"
-            raise _Refused(400, _error_body(None, -32600, f"Bad Request: MCP-Protocol-Version {version[:40]!r} "
-                                                          f"{detail}"))
+            raise BadRequest(f"Bad Request: MCP-Protocol-Version {version[:40]!r} {detail}")
         return session_id, session
 
     async def _handshake(self, receive: Receive, send: Send, message: jsonrpc.Message, headers: dict[str, str],
@@ -333,7 +311,7 @@ class McpEndpoint:
         session_id, session = await self._session(headers, principal)
         if message.kind != "request":
             await self._session_notification(session_id, session, message)
-            raise _Refused(202, b"")
+            raise _Refused(WireReply(202, b""))
         call = Call(message.id, message.method, message.params, principal, False,  # type: ignore[arg-type]
                     session.protocol_version, session.client_capabilities, log_level=session.log_level or "info",
                     session_id=session_id, session=session)
@@ -361,19 +339,14 @@ class McpEndpoint:
         if call.method != "tools/call":
             try:
                 result = await self.dispatcher.handle(call)
-            except ProtocolError as exc:
-                raise _protocol_refusal(exc, call.id, modern=modern,
-                                        status=None if modern else 200) from None
+            except McpPlatformError as exc:
+                raise _refusal(exc, call.id, modern=modern, dispatched=True) from None
             await send_json(send, 200, jsonrpc.result_bytes(call.id, result))
             return
         try:
             prepared = await self.dispatcher.preflight_tool(call)
-        except ProtocolError as exc:
-            raise _protocol_refusal(exc, call.id, modern=modern, status=None if modern else 200) from None
-        except InsufficientScope as exc:
-            raise self._forbidden(exc, call.id) from None
-        except RateLimited as exc:
-            raise self._too_many(exc, call.id) from None
+        except McpPlatformError as exc:
+            raise _refusal(exc, call.id, modern=modern, dispatched=True) from None
         recorder = None
         if self.events is not None and call.session_id is not None and call.protocol_version in _RESUMABLE:
             recorder = StreamRecorder(self.events, call.session_id, prime=call.protocol_version in _PRIMING,
@@ -387,8 +360,8 @@ class McpEndpoint:
             try:
                 result = self.dispatcher.finish(call, await self.dispatcher.run_tool(call, prepared))
             except ProtocolError as exc:
-                status = modern_http_status(exc.code) if modern else 200
-                return status, jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=modern))
+                reply = to_wire(exc, modern=modern, msg_id=call.id, dispatched=True)
+                return reply.status, reply.body
             return 200, jsonrpc.result_bytes(call.id, result)
 
         if call.session_id is None:
@@ -402,12 +375,11 @@ class McpEndpoint:
                      principal: Principal) -> None:
         version = headers.get("mcp-protocol-version")
         if version in MODERN_VERSIONS or "mcp-session-id" not in headers:
-            raise _Refused(400, _error_body(None, -32600, "Invalid Request: JSON-RPC batches are not accepted"))
+            raise BadRequest("Invalid Request: JSON-RPC batches are not accepted")
         await self._check_rate(principal, None)
         session_id, session = await self._session(headers, principal)
         if session.protocol_version != _BATCH_VERSION or not items:
-            raise _Refused(400, _error_body(None, -32600, "Invalid Request: batches are only accepted, non-empty, "
-                                                          f"in {_BATCH_VERSION} sessions"))
+            raise BadRequest(f"Invalid Request: batches are only accepted, non-empty, in {_BATCH_VERSION} sessions")
         replies: list[bytes] = []
         for item in items[:100]:
             try:
@@ -426,31 +398,28 @@ class McpEndpoint:
                     raise InvalidRequest("Invalid Request: initialize cannot be part of a batch")
                 result = await self.dispatcher.handle(call)
                 replies.append(jsonrpc.result_bytes(call.id, result))
-            except ProtocolError as exc:
-                replies.append(jsonrpc.encode(jsonrpc.error_reply(call.id, exc, modern=False)))
-            except (InsufficientScope, RateLimited) as exc:
-                replies.append(_error_body(call.id, -32003 if isinstance(exc, InsufficientScope) else -32029,
-                                           str(exc)))
+            except McpPlatformError as exc:
+                replies.append(to_wire(exc, modern=False, msg_id=call.id, dispatched=True).body)
         if not replies:
-            raise _Refused(202, b"")
+            raise _Refused(WireReply(202, b""))
         await send_json(send, 200, b"[" + b",".join(replies) + b"]")
 
     # -- GET and DELETE (handshake era) ------------------------------------------------------------------------
 
     async def _get(self, receive: Receive, send: Send, headers: dict[str, str], principal: Principal) -> None:
         if not accepts(headers.get("accept"), json=False, sse=True):
-            raise _Refused(406, _error_body(None, -32600, "Not Acceptable: Accept must list text/event-stream"))
+            raise NotAcceptable("Not Acceptable: Accept must list text/event-stream")
         session_id, _ = await self._session(headers, principal)
         last_event_id = headers.get("last-event-id")
         if last_event_id is not None:
             # Resuming a call's stream: only that stream's events, then the stream ends with its reply.
             if self.events is None or not await self.events.exists(session_id, last_event_id):
-                raise _Refused(404, _error_body(None, -32600, "Unknown Last-Event-ID for this session"))
+                raise UnknownEventId("Unknown Last-Event-ID for this session")
             await serve_stream(send, receive, replay(self.events, session_id, last_event_id),
                                heartbeat=self._heartbeat)
             return
         if session_id in self._get_streams:
-            raise _Refused(409, _error_body(None, -32600, "Conflict: this session already has a GET stream"))
+            raise StreamConflict("Conflict: this session already has a GET stream")
 
         async def subscriptions() -> list[str]:
             session = await self.sessions.get(session_id)

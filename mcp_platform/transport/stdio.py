@@ -34,15 +34,15 @@ from pydantic_core import to_json
 
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
+    HEADER_MISMATCH,
+    UNSUPPORTED_PROTOCOL_VERSION,
     HeaderMismatch,
-    InsufficientScope,
     InvalidParams,
     InvalidRequest,
     ProtocolError,
-    RateLimited,
     ToolError,
     UnsupportedProtocolVersion,
-    error_object,
+    to_wire,
 )
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher
@@ -63,8 +63,8 @@ Write = Callable[[bytes], Awaitable[None]]
 
 
 def _ladder_error(rejection: InboundLadderRejection) -> ProtocolError:
-    kinds: dict[int, type[ProtocolError]] = {HeaderMismatch.code: HeaderMismatch,
-                                             UnsupportedProtocolVersion.code: UnsupportedProtocolVersion}
+    kinds: dict[int, type[ProtocolError]] = {HEADER_MISMATCH: HeaderMismatch,
+                                             UNSUPPORTED_PROTOCOL_VERSION: UnsupportedProtocolVersion}
     return kinds.get(rejection.code, InvalidParams)(rejection.message, rejection.data)
 
 
@@ -230,20 +230,8 @@ class StdioConnection:
                 body = await dispatcher.handle(call)
         except asyncio.CancelledError:
             return  # cancelled by the client (or by shutdown): no reply, as the spec asks
-        except ProtocolError as exc:
+        except Exception as exc:
             await self._send_error(call.id, exc)
-            return
-        except InsufficientScope as exc:
-            await self._write(_error(call.id, {"code": -32003, "message": f"Forbidden: {exc}",
-                                               "data": {"requiredScope": exc.scope}}))
-            return
-        except RateLimited as exc:
-            await self._write(_error(call.id, {"code": -32029, "message": f"Too many requests: {exc}",
-                                               "data": {"retryAfter": max(1, int(exc.retry_after + 0.999))}}))
-            return
-        except Exception:
-            logger.exception("stdio request %s failed", call.method)
-            await self._write(_error(call.id, {"code": -32603, "message": "Internal error; see the server log"}))
             return
         await self._send_result(call.id, body)
 
@@ -329,16 +317,12 @@ class StdioConnection:
     async def _send_result(self, msg_id: jsonrpc.RequestId, result: bytes) -> None:
         await self._write(jsonrpc.result_bytes(msg_id, result))
 
-    async def _send_error(self, msg_id: jsonrpc.RequestId | None, exc: ProtocolError) -> None:
-        await self._write(_error(msg_id, error_object(exc, modern=self._era == "modern")))
+    async def _send_error(self, msg_id: jsonrpc.RequestId | None, exc: Exception) -> None:
+        await self._write(to_wire(exc, modern=self._era == "modern", msg_id=msg_id).body)
 
     async def _write(self, message: bytes) -> None:
         async with self._lock:
             await self._write_raw(message + b"\n")
-
-
-def _error(msg_id: jsonrpc.RequestId | None, error: dict[str, Any]) -> bytes:
-    return to_json({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
 # -- the process's own pipes ------------------------------------------------------------------------------------------
