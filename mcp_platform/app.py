@@ -65,6 +65,8 @@ class AppState:
     discovered: Discovered
     sessions: SessionStore
     endpoint: McpEndpoint
+    dispatcher: Dispatcher
+    notifier: Notifier
     failures: dict[str, str] = field(default_factory=dict)
     health_probes: list[tuple[str, Any]] = field(default_factory=list)
     """Extra (name, object with `async health() -> str | None`) pairs /readyz checks, e.g. Redis."""
@@ -241,8 +243,8 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
-    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures,
-                    shared.probes)
+    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, dispatcher, notifier,
+                    failures, shared.probes)
 
 
 @dataclass

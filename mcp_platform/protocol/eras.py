@@ -84,14 +84,14 @@ def _as_error(rejection: InboundLadderRejection) -> ProtocolError:
 
 
 def check_modern_request(
-    message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Iterable[tuple[str, str]]
+    message: Mapping[str, Any], headers: Mapping[str, str] | None, raw_headers: Iterable[tuple[str, str]] = ()
 ) -> ModernEnvelope:
     """Run the 2026-07-28 ladder: envelope keys (InvalidParams), routing headers (HeaderMismatch), version
-    (UnsupportedProtocolVersion)."""
+    (UnsupportedProtocolVersion). Without headers (stdio) the header rung is skipped."""
     duplicated = find_duplicated_routing_header(raw_headers)
     if duplicated is not None:
         raise HeaderMismatch(f"{duplicated} header appears more than once")
-    verdict = classify_inbound_request(message, headers=headers)
+    verdict = classify_inbound_request(message, headers=headers, supported_modern_versions=MODERN_VERSIONS)
     if isinstance(verdict, InboundLadderRejection):
         raise _as_error(verdict)
     capabilities = verdict.client_capabilities

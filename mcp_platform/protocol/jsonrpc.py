@@ -1,7 +1,7 @@
 """JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies.
 
 Parsing is strict because every field reaches dispatch: ids are strings or integers (never null, bool or float),
-`params` is an object, `method` a non-empty string. Anything else is -32600 before any handler sees it.
+`params` is an object, `method` a non-empty string. Anything else is `InvalidRequest` before any handler sees it.
 """
 
 from __future__ import annotations
