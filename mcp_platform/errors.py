@@ -37,7 +37,8 @@ client as a short `isError` result that names the tool but not the internals. An
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic_core import to_json
@@ -365,7 +366,7 @@ class WireReply:
 
     status: int
     body: bytes
-    headers: Headers = field(default_factory=list)
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 def to_wire(exc: BaseException, *, modern: bool, msg_id: str | int | None = None,

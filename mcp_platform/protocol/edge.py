@@ -155,10 +155,10 @@ class ProtocolEdge:
         tool = self._registry.get(name) if isinstance(name, str) else None
         return tool is not None and not tool.spec.rate_limited
 
-    async def admit(self, facts: Facts, message: jsonrpc.Message | None = None) -> None:
-        """Spend one request of the caller's budget, or raise `RateLimited`. After parsing, so that the refusal
-        can name the request (2026-07-28 errors must echo the id)."""
-        if self._hooks.before_request and (message is None or not self._exempt(message)):
+    async def admit(self, facts: Facts) -> None:
+        """Spend one request of the caller's budget, or raise `RateLimited`. A message is admitted by `accept`,
+        after parsing, so that the refusal can name the request (2026-07-28 errors must echo the id)."""
+        if self._hooks.before_request:
             await self._hooks.check_request(facts.principal.name)
 
     # -- HTTP: one message on /mcp ---------------------------------------------------------------------------------
@@ -166,7 +166,8 @@ class ProtocolEdge:
     async def accept(self, message: jsonrpc.Message, facts: Facts) -> Call | Accepted | Opened:
         """Streamable HTTP: the era is chosen per message, by the version header or else a modern envelope."""
         assert facts.headers is not None
-        await self.admit(facts, message)
+        if self._hooks.before_request and not self._exempt(message):
+            await self._hooks.check_request(facts.principal.name)
         version = facts.headers.get("mcp-protocol-version")
         if is_modern(version, message.raw):
             facts.modern = True

@@ -1,7 +1,8 @@
 """Responses on the raw ASGI `send`: JSON, and SSE that starts only when a call first emits a notification.
 
 A tool call runs in its own task so that the response can switch to SSE mid-call, heartbeats can flow while it is
-quiet, and a client that goes away can be noticed (and, where the era says so, cancel the call).
+quiet, and a client that goes away can be noticed (and, where the era says so, cancel the call). That switch is
+why this SSE is framed by hand; streams that are SSE from their first byte use sse-starlette (`streams.py`).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class CallStream:
                 await self._send({"type": "http.response.body", "body": sse_event(reply.body, self._final_id),
                                   "more_body": False})
             else:
-                await send_json(self._send, reply.status, reply.body, [*self._headers, *reply.headers])
+                headers = [*self._headers, *reply.headers] if reply.headers else self._headers
+                await send_json(self._send, reply.status, reply.body, headers)
 
     async def _watch(self, receive: Receive, cancel_on_disconnect: bool) -> None:
         gone = asyncio.get_running_loop().create_task(wait_disconnect(receive))
