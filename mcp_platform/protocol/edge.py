@@ -124,6 +124,9 @@ def listen_filter(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class ProtocolEdge:
+    """The edge of one transport: the HTTP endpoint has one (with the session store), each stdio connection its
+    own (its connection is its session). Nothing here reads or writes bytes."""
+
     def __init__(self, dispatcher: Dispatcher, *, calls: RunningCalls, notifier: Notifier | None = None,
                  sessions: SessionStore | None = None) -> None:
         self.dispatcher = dispatcher
