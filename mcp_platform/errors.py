@@ -297,14 +297,17 @@ class RateLimited(McpPlatformError):
 
 
 class ServiceUnavailable(McpPlatformError):
-    """The server cannot take the request now; `retry_after` seconds is a fair wait. Nothing needs a restart."""
+    """The server cannot take the request now; `retry_after` seconds is a fair wait. Nothing needs a restart.
+    A subclass may set its own `retry_after` as a class attribute; a raise site may pass one."""
 
     code = INTERNAL_ERROR
     http_status = 503
+    retry_after: float = 5.0
 
-    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     @property
     def wire_message(self) -> str:
@@ -318,7 +321,7 @@ class StoreUnavailable(ServiceUnavailable):
     """A backing service is down. The message names it (never its credentials); requests get 503 until it is
     back, and nothing needs a restart."""
 
-    def __init__(self, service: str, detail: str = "", *, retry_after: float = 5.0) -> None:
+    def __init__(self, service: str, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(f"{service} is unavailable" + (f": {detail}" if detail else ""), retry_after=retry_after)
         self.service = service
 

@@ -9,26 +9,35 @@ writes the queue first, so it sees every finished call. Only the newest `retenti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+from collections import deque
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import registry as prometheus_registry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
-from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, insert, select
+from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, func, insert, select
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.config import ConfigManager
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.capabilities import Capability, MetricsText, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
+from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import tool
 from mcp_platform.settings import Settings
 from mcp_platform.stores.sql import STATE_METADATA, StateDB
 
-__all__ = ["CAPABILITY", "AuditEntries", "AuditEntry", "AuditLog", "digest_arguments", "recent_tool_calls"]
+__all__ = ["CAPABILITY", "AuditBacklog", "AuditEntries", "AuditEntry", "AuditLog", "digest_arguments",
+           "recent_tool_calls"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +56,6 @@ AUDIT_LOG = Table(
 )
 
 MAX_RECENT = 500
-DEFAULT_RESULT_BYTES = 80_000
 
 
 def digest_arguments(arguments: dict[str, Any]) -> str:
@@ -81,20 +89,51 @@ class AuditEntries(BaseModel):
     """More entries matched than fit in one result: only the newest are shown. Ask for fewer, or filter by tool."""
 
 
+class AuditBacklog(StoreUnavailable):
+    """The audit log is so far behind that a new call could not be recorded in time: HTTP 503 with Retry-After,
+    before the tool runs."""
+
+    retry_after = 1
+
+
 class AuditLog:
     """The audit table, written in the background. `await start()` to run the writer, `await close()` to stop it
-    after writing what is queued."""
+    after writing what is queued.
 
-    def __init__(self, db: StateDB, retention: int, *, max_pending: int = 1000) -> None:
+    Back-pressure is fair and bounded, and sits before the call: `admit()` (a before-tool-call observer) lets a
+    call through at once while fewer than `max_pending` entries wait to be written; beyond that, calls queue in
+    arrival order for at most `admit_timeout` seconds and are then refused with `AuditBacklog`. Finished calls
+    never wait: `on_tool_call` only appends. So no call runs that cannot be recorded, and none waits without
+    bound; the writer takes everything queued in one transaction per batch, and prunes by id arithmetic (an
+    indexed range delete) once per `retention // 10` entries, so it keeps up with thousands of calls a second.
+    """
+
+    def __init__(self, db: StateDB, retention: int, *, max_pending: int = 10_000, admit_timeout: float = 5.0,
+                 batch_size: int = 5_000) -> None:
         self._db = db
         self.retention = retention
         self._max_pending = max_pending
+        self._admit_timeout = admit_timeout
+        self._batch_size = batch_size
         self._pending: list[dict[str, Any]] = []
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._lock = anyio.Lock()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._since_prune = 0
+        self.refused = 0
+        """Calls refused because the log was too far behind (exported as a metric)."""
+
+    @property
+    def depth(self) -> int:
+        """Entries waiting to be written."""
+        return len(self._pending)
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for room in the queue before they may run."""
+        return len(self._waiters)
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._run(), name="audit-log-writer")
@@ -106,6 +145,36 @@ class AuditLog:
             await self._writer
             self._writer = None
         await self.flush()
+        self._release(everyone=True)
+
+    async def admit(self, principal: str, tool: str) -> None:
+        """Wait, in arrival order and for a bounded time, until the call can be recorded."""
+        if not self._waiters and len(self._pending) < self._max_pending:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._admit_timeout):
+                await waiter
+        except BaseException as exc:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if not isinstance(exc, TimeoutError):
+                raise
+            self.refused += 1
+            raise AuditBacklog("audit log", f"it is {len(self._pending)} entries behind, so the call was not run; "
+                                            "retry shortly") from None
+
+    def _release(self, *, everyone: bool = False) -> None:
+        """Once there is room again, let every waiting call run, oldest first. Each waiter is a request in flight,
+        so the queue overshoots `max_pending` by at most the number of concurrent calls."""
+        if not everyone and len(self._pending) >= self._max_pending:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def on_tool_call(self, record: ToolCallRecord) -> None:
         self._pending.append({
@@ -117,8 +186,7 @@ class AuditLog:
             "duration_ms": round(record.duration_s * 1000.0, 3),
             "request_id": None if record.request_id is None else str(record.request_id)[:128],
         })
-        # A full queue (the database is slow or down) makes callers wait, rather than dropping entries.
-        if self._closed or len(self._pending) >= self._max_pending:
+        if self._closed:
             await self.flush()
         else:
             self._wake.set()
@@ -131,26 +199,32 @@ class AuditLog:
 
     @property
     def _prune_every(self) -> int:
-        # Often enough that the table never exceeds the retention by more than about 10%.
-        return max(1, min(100, self.retention // 10))
+        # Often enough that the table never exceeds the retention by more than about 10%, and never more than
+        # once per thousand entries, since each prune is a statement of its own.
+        return max(1, min(1000, self.retention // 10))
 
     async def flush(self) -> None:
-        """Write every queued entry (and drop the oldest beyond the retention, every so many writes)."""
+        """Write every queued entry, a batch per transaction (and drop the entries beyond the retention)."""
         async with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            try:
-                async with self._db.engine.begin() as conn:
-                    await conn.execute(insert(AUDIT_LOG), batch)
-                    self._since_prune += len(batch)
-                    if self._since_prune >= self._prune_every:
-                        self._since_prune = 0
-                        newest_dropped = (select(AUDIT_LOG.c.id).order_by(AUDIT_LOG.c.id.desc())
-                                          .offset(self.retention).limit(1).scalar_subquery())
-                        await conn.execute(delete(AUDIT_LOG).where(AUDIT_LOG.c.id <= newest_dropped))
-            except Exception:
-                logger.exception("could not write %d audit log entries; they are lost", len(batch))
+            while self._pending:
+                batch = self._pending[:self._batch_size]
+                del self._pending[:self._batch_size]
+                await self._write(batch)
+                self._release()
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            async with self._db.engine.begin() as conn:
+                await conn.execute(insert(AUDIT_LOG), batch)
+                self._since_prune += len(batch)
+                if self._since_prune >= self._prune_every:
+                    self._since_prune = 0
+                    # Ids only grow, so everything at or below (newest id - retention) is beyond the retention:
+                    # a range delete on the primary key, instead of counting rows.
+                    newest = select(func.max(AUDIT_LOG.c.id)).scalar_subquery()
+                    await conn.execute(delete(AUDIT_LOG).where(AUDIT_LOG.c.id <= newest - self.retention))
+        except Exception:
+            logger.exception("could not write %d audit log entries; they are lost", len(batch))
 
     async def recent(self, limit: int = 20, tool: str | None = None) -> list[AuditEntry]:
         """The newest `limit` entries (of `tool`, if given), newest first."""
@@ -183,8 +257,7 @@ async def recent_tool_calls(
     """
     audit = ctx.backend(AuditLog)
     entries = await audit.recent(limit, tool)
-    manager = ctx.backends.find(ConfigManager)
-    max_bytes = manager.current.tools.max_result_bytes if manager is not None else DEFAULT_RESULT_BYTES
+    max_bytes = ctx.settings.tools.max_result_bytes
     # The result travels twice (as text and as structured content), so each copy gets under half the cap.
     budget, used, kept = max_bytes // 2 - 1024, 0, 0
     for entry in entries:
@@ -195,20 +268,36 @@ async def recent_tool_calls(
     return AuditEntries(entries=entries[:kept], retention=audit.retention, truncated=kept < len(entries))
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    audit = AuditLog(backends.get(StateDB), settings.audit.retention)
+def _metrics_text(audit: AuditLog) -> MetricsText:
+    """The audit queue's depth, waiting calls and refusals, for `/metrics`."""
+
+    class Collector(prometheus_registry.Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield GaugeMetricFamily("mcp_platform_audit_queue_depth", "Audit log entries waiting to be written.",
+                                    value=audit.depth)
+            yield GaugeMetricFamily("mcp_platform_audit_waiting_calls",
+                                    "Tool calls waiting for room in the audit queue before they run.",
+                                    value=audit.waiting)
+            yield CounterMetricFamily("mcp_platform_audit_refused_calls",
+                                      "Tool calls refused with 503 because the audit log was too far behind.",
+                                      value=audit.refused)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    return lambda: (generate_latest(registry), str(CONTENT_TYPE_LATEST))
+
+
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    audit = AuditLog(core.state_db, core.settings.audit.retention, max_pending=core.settings.audit.max_pending,
+                     admit_timeout=core.settings.audit.admit_timeout_seconds)
     await audit.start()
     stack.push_async_callback(audit.close)
-    backends.add(audit)
-    hooks = backends.get(Hooks)
-    hooks.tool_call.append(audit.on_tool_call)
-    stack.callback(hooks.tool_call.remove, audit.on_tool_call)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            audit.retention = new.audit.retention
 
-        manager.on_reload.append(adopt)
+    async def adopt(new: Settings) -> None:
+        audit.retention = new.audit.retention
+
+    observers = Hooks(before_tool_call=[audit.admit], tool_call=[audit.on_tool_call])
+    return Started(backends=[audit], observers=observers, on_reload=adopt, metrics=_metrics_text(audit))
 
 
 CAPABILITY = Capability(name="audit", tools=[recent_tool_calls], start=_start)

@@ -1,7 +1,7 @@
 """Rate limits: token buckets per principal, per principal and tool, and per client IP for failed logins.
 
 A bucket holds up to `burst` tokens and refills at `rate_per_s`; a request takes one and is refused when none is
-left. Buckets live behind `RateLimitStore` (memory here; Redis for several instances), which sees only numbers
+left. Buckets live behind `RateLimitStore` (stores/: memory, or Redis for several instances), which sees only numbers
 and keys, so the policy stays in `RateLimiter`. The limiter reads its limits from the current settings, which a
 config reload may change (`update()`).
 
@@ -16,80 +16,22 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.config import ConfigManager
-from mcp_platform.capabilities.metrics import Metrics
-from mcp_platform.context import Backends, Clock, ToolContext
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.errors import RateLimited, ToolError
 from mcp_platform.hooks import Hooks
 from mcp_platform.registry import tool
 from mcp_platform.settings import RateLimitSettings, Settings
+from mcp_platform.stores.base import RateLimitStore
+from mcp_platform.stores.memory import MemoryRateLimitStore
 
-__all__ = ["CAPABILITY", "Budget", "BudgetReport", "MemoryRateLimitStore", "RateDecision", "RateLimitStore",
-           "RateLimiter", "RateLimits", "check_rate_limit", "rate_limit_config"]
-
-
-class RateLimitStore(Protocol):
-    """Token buckets by key. `now` is the caller's clock, so buckets never mix clocks."""
-
-    async def take(self, key: str, rate_per_s: float, burst: float, cost: float,
-                   now: float) -> tuple[bool, float, float]:
-        """Spend `cost` tokens if there are enough: (allowed, tokens left, seconds until `cost` is available)."""
-        ...
-
-    async def peek(self, key: str, rate_per_s: float, burst: float, now: float) -> tuple[float, float]:
-        """Spend nothing: (tokens available, time at which the bucket is full again)."""
-        ...
-
-
-class MemoryRateLimitStore:
-    """Buckets in a dict, for one process. At most `max_keys` buckets: full ones are dropped first (a full bucket
-    is the same as none), then the least recently used, so a flood of distinct keys cannot exhaust memory."""
-
-    def __init__(self, max_keys: int = 10_000) -> None:
-        self._max_keys = max_keys
-        # key -> (tokens, at, rate_per_s, burst); insertion order is recency order.
-        self._buckets: dict[str, tuple[float, float, float, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def _level(self, key: str, rate_per_s: float, burst: float, now: float) -> float:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            return burst
-        tokens, at = bucket[0], bucket[1]
-        return min(burst, tokens + max(0.0, now - at) * rate_per_s)
-
-    async def take(self, key: str, rate_per_s: float, burst: float, cost: float,
-                   now: float) -> tuple[bool, float, float]:
-        tokens = self._level(key, rate_per_s, burst, now)
-        allowed = tokens >= cost
-        if allowed:
-            tokens -= cost
-        self._buckets.pop(key, None)
-        self._buckets[key] = (tokens, now, rate_per_s, burst)
-        if len(self._buckets) > self._max_keys:
-            self._evict(now)
-        retry_after = 0.0 if allowed else (cost - tokens) / rate_per_s
-        return allowed, tokens, retry_after
-
-    async def peek(self, key: str, rate_per_s: float, burst: float, now: float) -> tuple[float, float]:
-        tokens = self._level(key, rate_per_s, burst, now)
-        return tokens, now + (burst - tokens) / rate_per_s
-
-    def _evict(self, now: float) -> None:
-        # Down to 90% of the cap, so the O(n) sweep runs once per max_keys/10 new keys, not on every one.
-        target = max(1, self._max_keys * 9 // 10)
-        for key, (tokens, at, rate, burst) in list(self._buckets.items()):
-            if tokens + (now - at) * rate >= burst:
-                del self._buckets[key]
-        while len(self._buckets) > target:
-            del self._buckets[next(iter(self._buckets))]
+__all__ = ["CAPABILITY", "Budget", "BudgetReport", "RateDecision", "RateLimiter", "RateLimits", "check_rate_limit",
+           "rate_limit_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,29 +249,21 @@ async def check_rate_limit(
     return BudgetReport(**budget.model_dump(), per_tool=per_tool)
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    metrics = backends.find(Metrics)
-    clock = backends.find(Clock) or Clock()
-    # A shared store (Redis) is put in the backends by the app when instances share state.
-    store = backends.find(RateLimitStore) or MemoryRateLimitStore()  # type: ignore[type-abstract]
-    limiter = RateLimiter.from_settings(settings, store, clock=clock.now,
-                                        on_reject=metrics.record_rate_limited if metrics is not None else None)
-    backends.add(limiter)
-    hooks = backends.get(Hooks)
-    hooks.before_request.append(limiter.check_request)
-    hooks.before_tool_call.append(limiter.check_tool_call)
-    hooks.auth_gate.append(limiter.check_auth_allowed)
-    hooks.auth_failure.append(limiter.note_auth_failure)
-    stack.callback(hooks.before_request.remove, limiter.check_request)
-    stack.callback(hooks.before_tool_call.remove, limiter.check_tool_call)
-    stack.callback(hooks.auth_gate.remove, limiter.check_auth_allowed)
-    stack.callback(hooks.auth_failure.remove, limiter.note_auth_failure)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            limiter.update(new)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    store: RateLimitStore = MemoryRateLimitStore()
+    if core.redis is not None:  # instances share state: every instance spends from the same buckets
+        from mcp_platform.stores.redis import RedisRateLimitStore
 
-        manager.on_reload.append(adopt)
+        store = RedisRateLimitStore(core.redis)
+    limiter = RateLimiter.from_settings(core.settings, store, clock=core.clock.now,
+                                        on_reject=core.hooks.note_rate_limited)
+    observers = Hooks(before_request=[limiter.check_request], before_tool_call=[limiter.check_tool_call],
+                      auth_gate=[limiter.check_auth_allowed], auth_failure=[limiter.note_auth_failure])
+
+    async def adopt(new: Settings) -> None:
+        limiter.update(new)
+
+    return Started(backends=[limiter], observers=observers, on_reload=adopt)
 
 
 CAPABILITY = Capability(name="ratelimit", tools=[rate_limit_config, check_rate_limit], start=_start)

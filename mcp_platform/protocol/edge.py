@@ -42,8 +42,7 @@ from mcp_platform.errors import (
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher, PreparedCall
 from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
-from mcp_platform.protocol.sessions import SessionData, SessionsFull, SessionStore
-from mcp_platform.stores.base import Notifier
+from mcp_platform.stores.base import Notifier, SessionData, SessionsFull, SessionStore
 
 __all__ = ["ACCEPTED", "LIST_CHANGED", "Accepted", "Facts", "Opened", "ProtocolEdge", "RunningCalls",
            "listen_filter"]

@@ -1,13 +1,61 @@
-"""The store interfaces that let several instances share state. In-memory versions live in `memory.py`; shared
-ones (Redis) implement the same protocols. `SessionStore` lives with the sessions in `protocol/sessions.py`.
+"""Every store interface, and the data the stores keep. Instances share state through these: the in-memory versions
+live in `memory.py`, the shared ones in `redis_*.py`, and nothing above this package names an implementation it
+did not choose at start.
+
+- `SessionStore`: handshake-era sessions (`SessionData`), so any instance can serve any session.
+- `EventStore`: SSE events of response streams, for resumption with `Last-Event-ID`.
+- `Notifier`: server-wide change events, fanned out to every listener.
+- `RateLimitStore`: token buckets by key; the policy stays in `capabilities/ratelimit.py`.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-__all__ = ["EventStore", "Notifier", "parse_event_id"]
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["EventStore", "Notifier", "RateLimitStore", "SessionData", "SessionStore", "SessionsFull",
+           "new_session_id", "parse_event_id"]
+
+
+def new_session_id() -> str:
+    """256 random bits as URL-safe base64: visible ASCII, as the transport spec requires."""
+    return secrets.token_urlsafe(32)
+
+
+class SessionData(BaseModel):
+    """What `initialize` negotiated. JSON-able values only, so a shared store can hold it for every instance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocol_version: str
+    principal: str
+    """Name of the token that created the session; another token gets 404 for it."""
+    client_info: dict[str, Any] = {}
+    client_capabilities: dict[str, Any] = {}
+    log_level: str | None = None
+    initialized: bool = False
+    subscriptions: list[str] = []
+
+
+class SessionsFull(Exception):
+    """The store is at its maximum size; `initialize` gets 503."""
+
+
+class SessionStore(Protocol):
+    async def create(self, data: SessionData) -> str: ...
+
+    async def get(self, session_id: str) -> SessionData | None:
+        """The session, refreshing its idle timer; `None` when unknown or expired."""
+        ...
+
+    async def update(self, session_id: str, data: SessionData) -> None: ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def count(self) -> int: ...
 
 
 def parse_event_id(event_id: str) -> tuple[str, int] | None:
@@ -50,3 +98,16 @@ class Notifier(Protocol):
     async def publish(self, event: dict[str, Any]) -> None: ...
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class RateLimitStore(Protocol):
+    """Token buckets by key. `now` is the caller's clock, so buckets never mix clocks."""
+
+    async def take(self, key: str, rate_per_s: float, burst: float, cost: float,
+                   now: float) -> tuple[bool, float, float]:
+        """Spend `cost` tokens if there are enough: (allowed, tokens left, seconds until `cost` is available)."""
+        ...
+
+    async def peek(self, key: str, rate_per_s: float, burst: float, now: float) -> tuple[float, float]:
+        """Spend nothing: (tokens available, time at which the bucket is full again)."""
+        ...

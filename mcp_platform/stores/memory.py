@@ -1,4 +1,4 @@
-"""In-process implementations of the store interfaces: one instance, bounded memory."""
+"""In-process implementations of every store interface in `base.py`: one instance, bounded memory."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_platform.stores.base import parse_event_id
+from mcp_platform.stores.base import SessionData, SessionsFull, new_session_id, parse_event_id
 
-__all__ = ["MemoryEventStore", "MemoryNotifier", "new_stream_id"]
+__all__ = ["MemoryEventStore", "MemoryNotifier", "MemoryRateLimitStore", "MemorySessionStore", "new_stream_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +127,104 @@ class MemoryNotifier:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+
+class MemorySessionStore:
+    """In-process sessions with an idle TTL and a size cap; least recently used first to expire."""
+
+    def __init__(self, *, ttl_seconds: float, max_sessions: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_sessions
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, SessionData]] = OrderedDict()
+
+    def _expire(self, now: float) -> None:
+        # Entries are in last-seen order, so expired ones are all at the front.
+        while self._items:
+            first_id, (seen, _) = next(iter(self._items.items()))
+            if now - seen < self._ttl:
+                break
+            del self._items[first_id]
+
+    async def create(self, data: SessionData) -> str:
+        now = self._clock()
+        self._expire(now)
+        if len(self._items) >= self._max:
+            raise SessionsFull(f"the server holds its maximum of {self._max} sessions")
+        session_id = new_session_id()
+        self._items[session_id] = (now, data)
+        return session_id
+
+    async def get(self, session_id: str) -> SessionData | None:
+        entry = self._items.get(session_id)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now - entry[0] >= self._ttl:
+            del self._items[session_id]
+            return None
+        self._items[session_id] = (now, entry[1])
+        self._items.move_to_end(session_id)
+        return entry[1]
+
+    async def update(self, session_id: str, data: SessionData) -> None:
+        if session_id in self._items:
+            self._items[session_id] = (self._clock(), data)
+            self._items.move_to_end(session_id)
+
+    async def delete(self, session_id: str) -> bool:
+        return self._items.pop(session_id, None) is not None
+
+    async def count(self) -> int:
+        self._expire(self._clock())
+        return len(self._items)
+
+    def size(self) -> int:
+        """Open sessions (expired ones not yet swept may be included); cheap enough for a metrics gauge."""
+        return len(self._items)
+
+
+class MemoryRateLimitStore:
+    """Buckets in a dict, for one process. At most `max_keys` buckets: full ones are dropped first (a full bucket
+    is the same as none), then the least recently used, so a flood of distinct keys cannot exhaust memory."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self._max_keys = max_keys
+        # key -> (tokens, at, rate_per_s, burst); insertion order is recency order.
+        self._buckets: dict[str, tuple[float, float, float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _level(self, key: str, rate_per_s: float, burst: float, now: float) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return burst
+        tokens, at = bucket[0], bucket[1]
+        return min(burst, tokens + max(0.0, now - at) * rate_per_s)
+
+    async def take(self, key: str, rate_per_s: float, burst: float, cost: float,
+                   now: float) -> tuple[bool, float, float]:
+        tokens = self._level(key, rate_per_s, burst, now)
+        allowed = tokens >= cost
+        if allowed:
+            tokens -= cost
+        self._buckets.pop(key, None)
+        self._buckets[key] = (tokens, now, rate_per_s, burst)
+        if len(self._buckets) > self._max_keys:
+            self._evict(now)
+        retry_after = 0.0 if allowed else (cost - tokens) / rate_per_s
+        return allowed, tokens, retry_after
+
+    async def peek(self, key: str, rate_per_s: float, burst: float, now: float) -> tuple[float, float]:
+        tokens = self._level(key, rate_per_s, burst, now)
+        return tokens, now + (burst - tokens) / rate_per_s
+
+    def _evict(self, now: float) -> None:
+        # Down to 90% of the cap, so the O(n) sweep runs once per max_keys/10 new keys, not on every one.
+        target = max(1, self._max_keys * 9 // 10)
+        for key, (tokens, at, rate, burst) in list(self._buckets.items()):
+            if tokens + (now - at) * rate >= burst:
+                del self._buckets[key]
+        while len(self._buckets) > target:
+            del self._buckets[next(iter(self._buckets))]

@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from mcp_platform.protocol.sessions import SessionData, SessionsFull, new_session_id
+from mcp_platform.stores.base import SessionData, SessionsFull, new_session_id
 from mcp_platform.stores.redis_client import DEFAULT_PREFIX, unavailable
 
 __all__ = ["RedisSessionStore"]

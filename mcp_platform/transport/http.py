@@ -34,9 +34,8 @@ from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Call, Dispatcher
 from mcp_platform.protocol.edge import Accepted, Facts, Opened, ProtocolEdge
 from mcp_platform.protocol.eras import MODERN_VERSIONS
-from mcp_platform.protocol.sessions import SessionStore
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier
+from mcp_platform.stores.base import EventStore, Notifier, SessionStore
 from mcp_platform.transport.guards import HostOriginGuard, accepts, is_json_content_type
 from mcp_platform.transport.inflight import InFlight
 from mcp_platform.transport.sse import CallStream, send_json, send_status
@@ -65,6 +64,7 @@ class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
                  verifier: TokenVerifier | None, hooks: Hooks, notifier: Notifier,
                  events: EventStore | None = None, bus: Notifier | None = None) -> None:
+        self.dispatcher = dispatcher
         self.verifier = verifier
         self.hooks = hooks
         self.events = events

@@ -43,8 +43,7 @@ from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher
 from mcp_platform.protocol.edge import Facts, ProtocolEdge
 from mcp_platform.protocol.eras import MODERN_VERSIONS, is_modern
-from mcp_platform.protocol.sessions import SessionData
-from mcp_platform.stores.base import Notifier
+from mcp_platform.stores.base import Notifier, SessionData
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -357,6 +356,6 @@ async def serve_stdio(app: Starlette) -> None:
         max_bytes: int = state.settings.http.max_body_bytes
         with _claim_stdio() as (wire_in, wire_out):
             connection = StdioConnection(state.dispatcher, _stdout_writer(wire_out), max_message_bytes=max_bytes,
-                                         notifier=state.notifier)
+                                         notifier=state.core.notifier)
             logger.info("serving %d tools on stdio", len(state.registry))
             await connection.serve(_stdin_lines(wire_in, max_bytes))

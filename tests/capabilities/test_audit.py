@@ -5,12 +5,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import func, select
 
-from mcp_platform.capabilities.audit import AUDIT_LOG, AuditLog, digest_arguments, recent_tool_calls
-from mcp_platform.capabilities.config import ConfigManager
+from mcp_platform.capabilities.audit import AUDIT_LOG, AuditBacklog, AuditLog, digest_arguments, recent_tool_calls
 from mcp_platform.context import Backends
+from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.stores.sql import StateDB
@@ -106,11 +107,63 @@ async def test_close_writes_what_is_queued(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_full_queue_is_written_by_the_caller(db: StateDB) -> None:
-    log = AuditLog(db, retention=100, max_pending=4)
-    for i in range(4):
+async def test_finished_calls_never_wait_even_when_the_queue_is_full(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=4)  # no writer running: nothing drains the queue
+    with anyio.fail_after(5):
+        for i in range(10):
+            await log.on_tool_call(_record(n=i))
+    assert await _count(db) == 0 and log.depth == 10
+    await log.close()
+    assert await _count(db) == 10
+
+
+@pytest.mark.anyio
+async def test_a_full_queue_admits_waiting_calls_in_arrival_order(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=2, admit_timeout=30)
+    await log.on_tool_call(_record(n=0))
+    await log.on_tool_call(_record(n=1))
+    admitted: list[int] = []
+
+    async def caller(n: int) -> None:
+        await log.admit("alice", "t")
+        admitted.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(5):
+            tg.start_soon(caller, n)
+            with anyio.fail_after(5):
+                while log.waiting < n + 1:  # each caller is queued before the next one starts
+                    await anyio.sleep(0)
+        assert admitted == [] and log.waiting == 5
+        await log.start()  # the writer drains the queue and lets the callers in, oldest first
+    assert admitted == [0, 1, 2, 3, 4] and log.waiting == 0
+    await log.close()
+
+
+@pytest.mark.anyio
+async def test_a_call_that_cannot_be_recorded_in_time_is_refused_before_it_runs(db: StateDB) -> None:
+    log = AuditLog(db, retention=100, max_pending=1, admit_timeout=0.05)
+    await log.on_tool_call(_record())
+    with anyio.fail_after(5), pytest.raises(AuditBacklog) as refused:
+        await log.admit("alice", "t")
+    assert isinstance(refused.value, StoreUnavailable) and refused.value.retry_after == 1
+    assert "audit log" in str(refused.value) and log.refused == 1 and log.waiting == 0
+    await log.start()
+    with anyio.fail_after(5):
+        await log.admit("alice", "t")  # once written, calls run again at once
+    await log.close()
+
+
+@pytest.mark.anyio
+async def test_the_writer_keeps_up_with_a_burst_and_keeps_the_retention(db: StateDB) -> None:
+    log = AuditLog(db, retention=1000, max_pending=10_000)
+    await log.start()
+    for i in range(5000):
+        await log.admit("alice", "t")
         await log.on_tool_call(_record(n=i))
-    assert await _count(db) == 4
+    entries = await log.recent(1)
+    assert entries[0].id == 5000
+    assert 1000 <= await _count(db) <= 1100
     await log.close()
 
 
@@ -132,13 +185,15 @@ async def test_recent_tool_calls_stays_under_the_result_cap(tmp_path: Path, audi
         await audit.on_tool_call(_record(who=f"principal-{i}", n=i))
     backends = Backends()
     backends.add(audit)
-    backends.add(ConfigManager(make_settings(tmp_path, tools={"max_result_bytes": 20_000})))
-    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin")))
+    settings = make_settings(tmp_path, tools={"max_result_bytes": 20_000})
+    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin"),
+                                                                   settings=settings))
     assert not result.is_error and result.structured["truncated"] is True
     assert len(text(result)) < 10_000
     entries = result.structured["entries"]
     assert 10 < len(entries) < 500 and entries[0]["principal"] == "principal-499"
-    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin")))
+    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin"),
+                                                                settings=settings))
     assert small.structured["truncated"] is False and len(small.structured["entries"]) == 5
 
 
@@ -170,3 +225,50 @@ def test_tool_definition_matches_the_catalogue() -> None:
     limit = built.input_schema["properties"]["limit"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 500, 20)
     assert set(built.input_schema["properties"]) == {"limit", "tool"}
+
+
+@pytest.mark.anyio
+async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tmp_path: Path) -> None:
+    """The state database is locked by another process (as a long migration or backup would): calls go on until
+    the queue is full, then new ones get 503 with Retry-After without running, and everything recovers."""
+    import sqlite3
+
+    from mcp_platform.app import create_app
+    from tests.support import asgi_client, modern_headers, modern_request
+    from tests.support import make_settings as app_settings
+
+    settings = app_settings(tmp_path, audit={"max_pending": 1, "admit_timeout_seconds": 0.2},
+                             rate_limit={"enabled": False})
+    call_add = modern_request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
+    async with asgi_client(create_app(settings)) as client:
+        async def add() -> Any:
+            return await client.post("/mcp", json=call_add, headers=modern_headers("tools/call", "add"))
+
+        assert (await add()).status_code == 200
+        with anyio.fail_after(10):
+            while (await client.get("/metrics")).text.find("mcp_platform_audit_queue_depth 0.0") < 0:
+                await anyio.sleep(0.01)  # the first entry is written before the database is locked
+        lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            statuses: list[int] = []
+            with anyio.fail_after(10):
+                while 503 not in statuses and len(statuses) < 5:
+                    response = await add()
+                    statuses.append(response.status_code)
+            assert statuses[-1] == 503 and set(statuses[:-1]) == {200}, statuses
+            assert response.headers["retry-after"] == "1" and "audit log" in response.text
+            metrics = (await client.get("/metrics")).text
+            assert "mcp_platform_audit_refused_calls_total 1.0" in metrics
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        with anyio.fail_after(10):
+            while (retry := await add()).status_code != 200:
+                await anyio.sleep(0.01)
+        recent = modern_request("tools/call", {"name": "recent_tool_calls", "arguments": {"limit": 50}})
+        listed = await client.post("/mcp", json=recent, headers=modern_headers("tools/call", "recent_tool_calls"))
+        entries = listed.json()["result"]["structuredContent"]["entries"]
+        # Every call that ran is recorded; the refused one never ran, so it is not there.
+        assert [e["tool"] for e in entries].count("add") == 1 + (len(statuses) - 1) + 1
+        assert retry.status_code == 200

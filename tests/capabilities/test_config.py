@@ -11,13 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_platform.capabilities.config import (
-    ConfigManager,
-    cors_config,
-    install_sighup,
-    reload_config,
-    server_config,
-)
+from mcp_platform.capabilities.config import cors_config, reload_config, server_config
+from mcp_platform.config_reload import ConfigManager, install_sighup
 from mcp_platform.context import Backends
 from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
@@ -223,7 +218,7 @@ class _Signalled(logging.Handler):
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
 async def test_sighup_reloads_and_logs_no_secret(config_file: Path) -> None:
     manager = ConfigManager(load_settings(config_file))
-    config_logger = logging.getLogger("mcp_platform.capabilities.config")
+    config_logger = logging.getLogger("mcp_platform.config_reload")
     handler = _Signalled()
     config_logger.addHandler(handler)
     old_level = config_logger.level

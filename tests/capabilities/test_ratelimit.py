@@ -5,16 +5,12 @@ from typing import Any
 
 import pytest
 
-from mcp_platform.capabilities.ratelimit import (
-    MemoryRateLimitStore,
-    RateLimiter,
-    check_rate_limit,
-    rate_limit_config,
-)
+from mcp_platform.capabilities.ratelimit import RateLimiter, check_rate_limit, rate_limit_config
 from mcp_platform.context import Backends
 from mcp_platform.errors import RateLimited
 from mcp_platform.registry import Registry
 from mcp_platform.settings import RateLimitSettings
+from mcp_platform.stores.memory import MemoryRateLimitStore
 from tests.capabilities.support import HOSTILE_STRINGS, Clock, call, context, make_settings, principal, text
 
 LIMITS = RateLimitSettings(per_minute=60.0, burst=5, per_tool={"query_records": 6.0})

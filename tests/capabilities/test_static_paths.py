@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_platform.capabilities.static_paths import Found, check_path, encode_chunk, read_bytes
+from mcp_platform.capabilities.static.paths import Found, check_path, encode_chunk, read_bytes
 from mcp_platform.errors import ToolError
 
 

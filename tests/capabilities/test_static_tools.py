@@ -12,20 +12,20 @@ import anyio
 import pytest
 from pydantic_core import to_json
 
-from mcp_platform.capabilities.static_backend import StaticFiles
-from mcp_platform.capabilities.static_files import (
+from mcp_platform.capabilities.static import (
     CAPABILITY,
     StaticResourceProvider,
     list_static_files,
     read_static_file,
     search_static_files,
 )
+from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams
 from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import StaticSettings
-from tests.capabilities.support import call, context, make_settings, principal, text
+from tests.capabilities.support import call, context, host, make_settings, principal, start_capability, text
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
                     "f0bf1e0007830282cd3a2c690000000049454e44ae426082")
@@ -51,11 +51,10 @@ def build_tree(root: Path) -> Path:
 
 
 async def start(root: Path, **settings: Any) -> Backends:
-    backends = Backends()
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
-        await CAPABILITY.start(make_settings(root, static=static, **settings), backends, stack)
-    return backends
+        core = await start_capability(CAPABILITY, stack, make_settings(root, static=static, **settings))
+    return core.backends
 
 
 @pytest.fixture
@@ -149,6 +148,19 @@ async def test_forged_cursors_are_refused(tmp_path: Path, backends: Backends, cu
 
 
 @pytest.mark.anyio
+async def test_instances_sharing_secret_key_accept_each_others_cursors(tmp_path: Path) -> None:
+    root = build_tree(tmp_path)
+    arguments = {"recursive": True, "limit": 2}
+    first = await call(list_static_files, arguments, context(await start(root, secret_key="k" * 32)))
+    cursor = first.structured["next_cursor"]
+    results = [await call(list_static_files, {**arguments, "cursor": cursor}, context(await start(root, **settings)))
+               for settings in ({"secret_key": "k" * 32}, {"secret_key": "other-key-" * 4}, {})]
+    everything = await list_all(await start(root), recursive=True)
+    assert [entry["path"] for entry in results[0].structured["entries"]] == everything[2:4]
+    assert all(r.is_error and "not one this server issued" in text(r) for r in results[1:])
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("arguments", [
     {"limit": 0}, {"limit": 1001}, {"limit": -1}, {"limit": "many"}, {"recursive": "yes please"},
     {"pattern": ""}, {"pattern": "x" * 201}, {"path": None}, {"path": 42}, {"unknown": 1},
@@ -237,7 +249,7 @@ def progress_context(backends: Backends, sent: list[tuple[str, dict[str, Any]]])
         sent.append((method, params))
 
     return ToolContext(principal=principal(), tool_name="search_static_files", request_id=7,
-                       protocol_version="2025-11-25", backends=backends, notify=notify, progress_token="tok")
+                       protocol_version="2025-11-25", core=host(backends), notify=notify, progress_token="tok")
 
 
 @pytest.mark.anyio

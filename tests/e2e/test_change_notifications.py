@@ -10,7 +10,7 @@ import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from mcp_platform.app import create_app
-from mcp_platform.capabilities.static_watch import StaticWatcher
+from mcp_platform.capabilities.static.watch import StaticWatcher
 from mcp_platform.stores.memory import MemoryNotifier
 from tests.support import make_settings, mcp_client, running_server
 

@@ -150,7 +150,7 @@ async def via_stdio(app: Any, scenario: Scenario, principal: Principal) -> dict[
     state = app.state.mcp
     peer = StdioPeer()
     connection = StdioConnection(state.dispatcher, peer.write, max_message_bytes=4096, principal=principal,
-                                 notifier=state.notifier)
+                                 notifier=state.core.notifier)
     serving = asyncio.create_task(connection.serve(peer.lines()))
     try:
         if scenario.era == "handshake":

@@ -97,7 +97,7 @@ async def test_store_unavailable_in_preflight_is_503_with_retry_after_in_every_t
         async def lines() -> Any:
             yield json.dumps(modern_request("tools/call", arguments, msg_id=43)).encode()
 
-        connection = StdioConnection(state.dispatcher, write, max_message_bytes=4096, notifier=state.notifier)
+        connection = StdioConnection(state.dispatcher, write, max_message_bytes=4096, notifier=state.core.notifier)
         with anyio.fail_after(10):
             await connection.serve(lines())
     for response, msg_id in ((modern, 41), (handshake, 42)):

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from mcp_platform.capabilities.ratelimit import MemoryRateLimitStore, RateLimitStore
+from mcp_platform.stores.base import RateLimitStore
+from mcp_platform.stores.memory import MemoryRateLimitStore
 from mcp_platform.stores.redis import RedisRateLimitStore
 from tests.stores.support import RedisEnv, Twin
 

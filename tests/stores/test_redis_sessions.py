@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from mcp_platform.protocol.sessions import MemorySessionStore, SessionData, SessionsFull, SessionStore
+from mcp_platform.stores.base import SessionData, SessionsFull, SessionStore
+from mcp_platform.stores.memory import MemorySessionStore
 from mcp_platform.stores.redis import RedisSessionStore
 from tests.stores.support import RedisEnv, Twin
 

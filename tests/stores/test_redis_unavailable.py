@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mcp_platform.errors import StoreUnavailable
-from mcp_platform.protocol.sessions import SessionData
+from mcp_platform.stores.base import SessionData
 from mcp_platform.stores.redis import (
     RedisEventStore,
     RedisNotifier,

@@ -10,7 +10,8 @@ import httpx2
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.protocol.sessions import MemorySessionStore, SessionData
+from mcp_platform.stores.base import SessionData
+from mcp_platform.stores.memory import MemorySessionStore
 from tests.support import (
     JSON_HEADERS,
     MODERN,

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 def served(tmp_path: Path) -> Iterator[tuple[str, Notifier]]:
     app = create_app(make_settings(tmp_path, http={"sse_heartbeat_seconds": 0.2}), capabilities=[])
     with running_server(app) as base:
-        yield base + "/mcp", app.state.mcp.notifier
+        yield base + "/mcp", app.state.mcp.core.notifier
 
 
 async def test_get_stream_headers_events_and_release_on_disconnect(served: tuple[str, Notifier]) -> None:

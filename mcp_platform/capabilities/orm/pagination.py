@@ -5,16 +5,13 @@ them descending, through a `(column IS NULL)` flag that comes before the column 
 order their members are declared. A page then asks for
 rows strictly after the last key, so no row is skipped or repeated while the table is unchanged.
 
-A cursor is `base64url(json).base64url(hmac)`: the JSON holds the query's fingerprint and the last row's key, and
-the HMAC-SHA256 (with a per-backend secret) makes forged or edited cursors detectable.
+A cursor is a `signing.SignedCodec` token holding the last row's key, bound to the query's fingerprint and signed
+with a per-backend secret, so forged or edited cursors are refused and a cursor of another query is named as such.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,10 +22,12 @@ from mcp_platform.capabilities.orm.catalog import FieldSpec, ModelView
 from mcp_platform.capabilities.orm.filters import OrderKey
 from mcp_platform.capabilities.orm.serialize import Kind
 from mcp_platform.errors import ToolError
+from mcp_platform.signing import InvalidToken, SignedCodec
 
 __all__ = ["MAX_CURSOR_CHARS", "CursorCodec", "after_key", "fingerprint", "order_clauses", "sort_keys"]
 
 MAX_CURSOR_CHARS = 16_384
+_KIND = "orm-cursor"
 
 _INVALID = ("cursor is not valid: it was not issued by this server (or the server has restarted since). Pass the "
             "next_cursor of the previous reply unchanged, or omit cursor to start from the first page.")
@@ -96,46 +95,25 @@ def fingerprint(model: str, where: dict[str, Any] | None, order_by: Sequence[str
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class CursorCodec:
-    """Signs and checks cursors with one secret."""
+    """Signs and checks cursors with one secret (`signing.SignedCodec`), each bound to its query's fingerprint."""
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("a cursor secret needs at least 16 bytes")
-        self._secret = secret
-
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode("utf-8", "replace"), hashlib.sha256).digest())
+        self._codec = SignedCodec(secret, max_chars=MAX_CURSOR_CHARS)
 
     def encode(self, query: str, key: Sequence[Any]) -> str:
         """A cursor for the rows after `key` (JSON values) in the query `query` (a `fingerprint`)."""
-        body = _b64(json.dumps({"q": query, "k": list(key)}, separators=(",", ":")).encode())
-        return f"{body}.{self._sign(body)}"
+        return self._codec.encode(_KIND, {"k": list(key)}, bind=query)
 
     def decode(self, cursor: str, query: str, size: int) -> list[Any]:
         """The key in `cursor` (JSON values), after checking its signature, its query and its length `size`."""
-        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS or cursor.count(".") != 1:
-            raise ToolError(_INVALID)
-        body, signature = cursor.split(".")
-        if not hmac.compare_digest(signature.encode("ascii", "replace"), self._sign(body).encode("ascii")):
-            raise ToolError(_INVALID)
         try:
-            payload = json.loads(_unb64(body))
-        except (ValueError, binascii.Error):
-            raise ToolError(_INVALID) from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("k"), list):
+            payload = self._codec.decode(cursor, _KIND, bind=query)
+        except InvalidToken as exc:
+            raise ToolError(_FOREIGN if exc.reason == "bound" else _INVALID) from None
+        key = payload.get("k")
+        if not isinstance(key, list) or len(key) != size:
             raise ToolError(_INVALID)
-        if payload.get("q") != query:
-            raise ToolError(_FOREIGN)
-        if len(payload["k"]) != size:
-            raise ToolError(_INVALID)
-        key: list[Any] = payload["k"]
         return key

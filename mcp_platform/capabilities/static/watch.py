@@ -15,7 +15,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from mcp_platform.capabilities.static_paths import URI_PREFIX
+from mcp_platform.capabilities.static.paths import URI_PREFIX
 from mcp_platform.stores.base import Notifier
 
 __all__ = ["StaticWatcher"]

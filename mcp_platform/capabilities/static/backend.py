@@ -1,6 +1,6 @@
 """Static files: the backend behind the static-file tools and resources, one folder served read-only.
 
-Every user path goes through two checks: `check_path` (static_paths.py) refuses hostile text, then the path's
+Every user path goes through two checks: `check_path` (paths.py) refuses hostile text, then the path's
 `os.path.realpath` must lie under the root's and, unless hidden files are allowed, contain no hidden segment; so a
 symlink anywhere along the way cannot lead outside. Reads open the resolved file without following a final symlink
 and check the descriptor is still the file that was resolved. Every file operation runs in a worker thread, and
@@ -9,26 +9,31 @@ every result is kept under the server's result-size cap, with a cursor or offset
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import fnmatch
 import functools
-import hashlib
-import hmac
-import json
 import os
 import secrets
 import stat
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
-from pydantic import BaseModel, Field
-from pydantic_core import to_json
 
-from mcp_platform.capabilities.static_paths import (
+from mcp_platform.capabilities.static.models import (
+    MAX_LINE_CHARS,
+    MAX_SEARCH_FILE_BYTES,
+    BadCursor,
+    FileTooLarge,
+    SearchMatch,
+    SearchResults,
+    StaticEntry,
+    StaticFileChunk,
+    StaticListing,
+    wire_cost,
+)
+from mcp_platform.capabilities.static.paths import (
     Found,
     check_path,
     encode_chunk,
@@ -40,86 +45,21 @@ from mcp_platform.capabilities.static_paths import (
 )
 from mcp_platform.errors import ToolError
 from mcp_platform.settings import StaticSettings
+from mcp_platform.signing import InvalidToken, SignedCodec
 
-__all__ = ["BadCursor", "FileTooLarge", "SearchMatch", "SearchResults", "StaticEntry", "StaticFileChunk",
-           "StaticFiles", "StaticListing"]
+__all__ = ["MAX_SCAN_ENTRIES", "StaticFiles"]
 
 T = TypeVar("T")
 Progress = Callable[[int, int], Awaitable[None]]
 
 MAX_SCAN_ENTRIES = 100_000
 """A recursive scan stops after visiting this many entries, so that a huge tree cannot stall a call."""
-MAX_SEARCH_FILE_BYTES = 4 * 1024 * 1024
-"""Search skips files larger than this."""
 SEARCH_BATCH = 16
 """Files searched per worker-thread hop; progress is reported (and cancellation noticed) between batches."""
-MAX_LINE_CHARS = 300
+MAX_CURSOR_CHARS = 4096
+"""The tools accept cursors up to this long; resources/list nests them in its own."""
+_CURSOR_KIND = "static-cursor"
 _RESULT_OVERHEAD = 2048
-
-
-
-class StaticEntry(BaseModel):
-    path: str = Field(description="Path relative to the static root, '/'-separated.")
-    is_dir: bool
-    size: int | None = Field(description="Size in bytes; null for folders.")
-    modified: str = Field(description="Last modification time, ISO 8601 UTC.")
-    mime_type: str | None = Field(description="Guessed from the name; null for folders and unknown types.")
-
-
-class StaticListing(BaseModel):
-    path: str = Field(description="The folder listed, relative to the root ('' is the root).")
-    entries: list[StaticEntry]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
-    note: str | None = Field(None, description="Why the listing may be incomplete, when it is.")
-
-
-class StaticFileChunk(BaseModel):
-    path: str
-    mime_type: str
-    encoding: Literal["text", "base64"] = Field(description="`text`: content is UTF-8 text; `base64`: raw bytes.")
-    content: str
-    offset: int = Field(description="Byte offset of this chunk in the file.")
-    length: int = Field(description="Bytes of the file this chunk covers.")
-    size: int = Field(description="Size of the whole file in bytes.")
-    truncated: bool = Field(description="True when the file continues after this chunk.")
-    next_offset: int | None = Field(description="Offset to read next; null at the end of the file.")
-
-
-class SearchMatch(BaseModel):
-    path: str
-    line_number: int = Field(description="1-based line number.")
-    line: str = Field(description=f"The matching line, cut to about {MAX_LINE_CHARS} characters around the match.")
-
-
-class SearchResults(BaseModel):
-    query: str
-    matches: list[SearchMatch]
-    truncated: bool = Field(description="True when more matches exist than were returned.")
-    files_searched: int
-    files_skipped: int = Field(description=f"Binary files and files over {MAX_SEARCH_FILE_BYTES} bytes, not searched.")
-    note: str | None = None
-
-
-class BadCursor(ToolError):
-    """A cursor that this server did not issue for this listing."""
-
-
-class FileTooLarge(ToolError):
-    """A whole-file read (a resource) of a file above the read cap."""
-
-
-def wire_cost(value: Any) -> int:
-    """Bytes `value` adds to a tool result: once in structuredContent, once re-escaped inside the text block."""
-    once = to_json(value)
-    return len(once) + len(to_json(once.decode()))
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class StaticFiles:
@@ -137,7 +77,7 @@ class StaticFiles:
         self.max_read_bytes = settings.max_read_bytes
         self.result_budget = result_budget
         self.max_scan_entries = max_scan_entries
-        self._key = cursor_key or secrets.token_bytes(32)
+        self._cursors = SignedCodec(cursor_key or secrets.token_bytes(32), max_chars=MAX_CURSOR_CHARS)
         self._mime = mime_table()
         # Resolved once here; a root missing at start is looked for again on each call, and named when absent.
         self._real: str | None = os.path.realpath(self.configured) if os.path.isdir(self.configured) else None
@@ -239,22 +179,16 @@ class StaticFiles:
     # -- cursors: the last path returned, bound to the listing it continues, signed so a forged one is refused --
 
     def _make_cursor(self, scope: list[Any], after: str) -> str:
-        payload = json.dumps({"s": scope, "a": after}, separators=(",", ":")).encode()
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
-        return f"{_b64(payload)}.{_b64(mac)}"
+        return self._cursors.encode(_CURSOR_KIND, {"a": after}, bind=scope)
 
     def _read_cursor(self, cursor: str, scope: list[Any]) -> str:
         try:
-            payload_text, mac_text = cursor.split(".")
-            payload, mac = _unb64(payload_text), _unb64(mac_text)
-            valid = hmac.compare_digest(mac, hmac.new(self._key, payload, hashlib.sha256).digest()[:16])
-            data = json.loads(payload) if valid else None
-        except (ValueError, binascii.Error):
-            data = None
-        if not isinstance(data, dict) or data.get("s") != scope or not isinstance(data.get("a"), str):
+            after = self._cursors.decode(cursor, _CURSOR_KIND, bind=scope).get("a")
+        except InvalidToken:
+            after = None
+        if not isinstance(after, str):
             raise BadCursor("The cursor is not one this server issued for this listing (it may be from before a "
                             "restart); start again without a cursor.")
-        after: str = data["a"]
         return after
 
     # -- operations (blocking; the async methods below run them in worker threads) --

@@ -1,8 +1,7 @@
 """Static files capability: list, read and search the files under `static.root`, as tools and as MCP resources.
 
-The tools are thin: confinement, paging and encoding live in `StaticFiles` (static_backend.py). Resources use the
-URI `static:///` + the percent-encoded relative path; a URI is decoded once and then checked exactly like a tool's
-path, so an encoded `..` is refused like a plain one.
+The tools are thin: confinement, paging and encoding live in `StaticFiles` (backend.py); the resources in
+`StaticResourceProvider` (resources.py).
 """
 
 from __future__ import annotations
@@ -13,33 +12,22 @@ import hashlib
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, unquote
+from typing import Annotated
 
 import anyio.to_thread
 from pydantic import Field
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.static_backend import (
-    BadCursor,
-    FileTooLarge,
-    SearchResults,
-    StaticFileChunk,
-    StaticFiles,
-    StaticListing,
-)
-from mcp_platform.capabilities.static_paths import MAX_PATH_CHARS, URI_PREFIX
-from mcp_platform.capabilities.static_watch import StaticWatcher
-from mcp_platform.context import Backends, ToolContext
-from mcp_platform.errors import InvalidParams, ResourceNotFound, ToolError
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.capabilities.static.backend import StaticFiles
+from mcp_platform.capabilities.static.models import SearchResults, StaticFileChunk, StaticListing
+from mcp_platform.capabilities.static.paths import MAX_PATH_CHARS
+from mcp_platform.capabilities.static.resources import StaticResourceProvider
+from mcp_platform.capabilities.static.watch import StaticWatcher
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.registry import tool
-from mcp_platform.stores.base import Notifier
 
-if TYPE_CHECKING:
-    from mcp_platform.settings import Settings
-
-__all__ = ["CAPABILITY", "URI_PREFIX", "StaticResourceProvider", "list_static_files", "read_static_file",
-           "search_static_files"]
+__all__ = ["CAPABILITY", "list_static_files", "read_static_file", "search_static_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,61 +95,8 @@ async def search_static_files(
     return await ctx.backend(StaticFiles).search_files(query, path, limit, progress=ctx.report_progress)
 
 
-class StaticResourceProvider:
-    """Every servable file under the static root as an MCP resource, `static:///css/site.css`."""
-
-    def __init__(self, files: StaticFiles) -> None:
-        self.files = files
-
-    def templates(self) -> list[dict[str, Any]]:
-        return [{
-            "uriTemplate": URI_PREFIX + "{+path}",
-            "name": "static_file",
-            "title": "Static file",
-            "description": "A file under the server's static root, by its path relative to the root, e.g. "
-                           f"{URI_PREFIX}css/site.css. Text comes back as text, other files as base64 blobs.",
-        }]
-
-    def handles(self, uri: str) -> bool:
-        return uri.startswith("static:")
-
-    async def read(self, uri: str) -> list[dict[str, Any]]:
-        not_found = ResourceNotFound("Resource not found", data={"uri": uri})
-        if not uri.startswith(URI_PREFIX) or "?" in uri or "#" in uri:
-            raise not_found
-        try:
-            path = unquote(uri[len(URI_PREFIX):], errors="strict")
-        except UnicodeDecodeError:
-            raise not_found from None
-        try:
-            chunk = await self.files.read_whole(path)
-        except FileTooLarge as exc:
-            raise InvalidParams(str(exc)) from None
-        except ToolError:
-            raise not_found from None
-        key = "text" if chunk.encoding == "text" else "blob"
-        return [{"uri": uri, "mimeType": chunk.mime_type, key: chunk.content}]
-
-    # Defined last: inside the class body, `list` names this method from here on.
-    async def list_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        try:
-            entries, next_cursor = await self.files.resource_page(cursor, limit)
-        except BadCursor:
-            raise InvalidParams("Invalid params: unknown cursor") from None
-        except ToolError as exc:  # the root is missing: list nothing rather than fail every resources/list
-            logger.warning("static resources not listed: %s", exc)
-            return [], None
-        listed: list[dict[str, Any]] = []
-        for entry in entries:
-            item: dict[str, Any] = {"uri": URI_PREFIX + quote(entry.path, safe="/"), "name": entry.path,
-                                    "size": entry.size}
-            if entry.mime_type:
-                item["mimeType"] = entry.mime_type
-            listed.append(item)
-        return listed, next_cursor
-
-
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    settings = core.settings
     # Resolving the root touches the disk: do it in a worker thread like every other file operation.
     # With a configured secret_key, cursors verify on every instance behind a load balancer and survive restarts.
     key = settings.secret_key.get_secret_value().encode() if settings.secret_key else None
@@ -171,10 +106,8 @@ async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) 
     if not files.root_exists():
         logger.warning("static files folder %s does not exist; the static-file tools will say so when called",
                        settings.static.root)
-    backends.add(files)
-    backends.add(StaticResourceProvider(files))
-    notifier = backends.find(Notifier)  # type: ignore[type-abstract]
-    if notifier is not None and settings.static.watch_seconds > 0:
+    notifier = core.notifier
+    if settings.static.watch_seconds > 0:
         def listening() -> bool:
             # A notifier that cannot count its listeners (a shared one) is assumed to have some.
             count = getattr(notifier, "subscriber_count", None)
@@ -184,6 +117,8 @@ async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) 
                                 allow_hidden=settings.static.allow_hidden, listening=listening)
         task = asyncio.get_running_loop().create_task(watcher.run())
         stack.callback(task.cancel)
+    provider = StaticResourceProvider(files)
+    return Started(backends=[files, provider], resource_providers=[provider])
 
 
 CAPABILITY = Capability(
