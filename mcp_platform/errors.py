@@ -384,7 +384,8 @@ def to_wire(exc: BaseException, *, modern: bool, msg_id: str | int | None = None
         return WireReply(405, b"", exc.wire_headers())
     if not isinstance(exc, McpPlatformError) or exc.code is None:
         logger.error("unexpected error answering a request", exc_info=exc)
-        return WireReply(500, _encode(msg_id, InternalError("Internal error; see the server log"), modern))
+        # A JSON-RPC error in a 200, as for any other -32603: the client reads a reply, never an HTTP 500 page.
+        return WireReply(200, _encode(msg_id, InternalError("Internal error; see the server log"), modern))
     status = exc.http_status
     if status is None:
         # The class's code, not the era's: a modern ResourceNotFound (-32602 on the wire) has always been a 200.

@@ -32,7 +32,7 @@ def test_an_unknown_exception_is_a_logged_internal_error_without_details(caplog:
     with caplog.at_level(logging.ERROR, logger="mcp_platform.errors"):
         reply = to_wire(RuntimeError("secret /etc/db-password"), modern=True, msg_id=3)
     body = json.loads(reply.body)
-    assert reply.status == 500 and body == {"jsonrpc": "2.0", "id": 3, "error": {
+    assert reply.status == 200 and body == {"jsonrpc": "2.0", "id": 3, "error": {
         "code": -32603, "message": "Internal error; see the server log"}}
     assert b"secret" not in reply.body and "secret" in caplog.text
 
