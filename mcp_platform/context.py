@@ -168,7 +168,7 @@ class ToolContext:
 
         Handshake era: each request is sent on this call's stream and awaited. 2026-07-28: answers already given
         are returned; otherwise the call ends with an `input_required` result and resumes when the client retries.
-        A capability the client did not declare is a -32021 error naming it.
+        A capability the client did not declare is a `MissingClientCapability` error naming it.
         """
         missing = {_CAPABILITY_OF[r["method"]] for r in requests.values()
                    if r["method"] in _CAPABILITY_OF and not self.client_supports(_CAPABILITY_OF[r["method"]])}

@@ -127,3 +127,21 @@ async def test_a_resource_that_is_not_decorated_is_refused_at_start(tmp_path: Pa
     with pytest.raises(ConfigError, match="odd lists .* but it is not decorated with @resource"):
         async with asgi_client(app):
             pass
+
+
+async def test_the_readme_capability_example_is_served(tmp_path: Path) -> None:
+    """The README's "Write your own capability" block, run as it is written, so it cannot drift."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Write your own capability", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "readme_capability"}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    app = create_app(make_settings(tmp_path), capabilities=[*default_capabilities(), namespace["SHELF"]])
+    async with asgi_client(app) as client:
+        session = await open_session(client)
+        called = await _rpc(client, session, "tools/call", {"name": "stock_count", "arguments": {"item": "mug"}})
+        assert called["structuredContent"] == {"result": 3}
+        read = await _rpc(client, session, "resources/read", {"uri": "shelf://items"})
+        assert read["contents"][0]["text"] == "mug\n"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["shelf"] == "ok"

@@ -1,7 +1,8 @@
 """JSON-RPC dispatch: one table of MCP methods, shared by both eras, each returning its result object.
 
-The transport has already authenticated the caller, picked the era and checked its rules; `Call` carries what
-it learned. Results are serialised here once, with the era's stamps (`resultType`, server info, cache hints).
+The transport has authenticated the caller and the protocol edge (`edge.py`) has picked the era and checked its
+rules; `Call` carries what they learned. Results are serialised here once, with the era's stamps (`resultType`,
+server info, cache hints).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ class Dispatcher:
     # -- every request ---------------------------------------------------------------------------------------
 
     async def handle(self, call: Call) -> bytes:
-        """The serialised `result` object for `call`, or a `ProtocolError` / `InsufficientScope` / `RateLimited`."""
+        """The serialised `result` object for `call`, or a refusal from `errors` (`ProtocolError`, and for
+        tools/call `InsufficientScope`, `RateLimited`, `StoreUnavailable`)."""
         table = _MODERN if call.modern else _HANDSHAKE
         handler = table.get(call.method)
         if handler is None:
