@@ -13,7 +13,15 @@ import pytest
 
 from mcp_platform.app import create_app
 from mcp_platform.stores.base import Notifier
-from tests.support import JSON_HEADERS, TOKEN, make_settings, modern_headers, modern_request, running_server
+from tests.support import (
+    JSON_HEADERS,
+    TOKEN,
+    eventually,
+    make_settings,
+    modern_headers,
+    modern_request,
+    running_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 
@@ -43,13 +51,14 @@ async def test_get_stream_headers_events_and_release_on_disconnect(served: tuple
                     if line.startswith("data: "):
                         assert json.loads(line[6:])["method"] == "notifications/tools/list_changed"
                         break
-            # The client hung up: the server notices, ends the stream and frees the session's one GET stream.
-            while True:
-                async with http.stream("GET", url, headers=stream_headers) as again:
-                    if again.status_code == 200:
-                        break
-                    assert again.status_code == 409
-                await anyio.sleep(0.02)
+
+        # The client hung up: the server notices, ends the stream and frees the session's one GET stream.
+        async def reopened() -> bool:
+            async with http.stream("GET", url, headers=stream_headers) as again:
+                assert again.status_code in (200, 409)
+                return again.status_code == 200
+
+        await eventually(reopened, interval=0.02, what="the session's GET stream being freed")
 
 
 async def test_listen_stream_acknowledges_then_forwards_granted_kinds(served: tuple[str, Notifier]) -> None:
