@@ -16,7 +16,7 @@ from mcp_platform.hooks import ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.stores.sql import StateDB
 from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
-from tests.support import make_settings, state_url
+from tests.support import eventually, make_settings, state_url
 
 SECRET = "correct horse battery staple"
 
@@ -129,12 +129,13 @@ async def test_a_full_queue_admits_waiting_calls_in_arrival_order(db: StateDB) -
         await log.admit("alice", "t")
         admitted.append(n)
 
+    async def queued(count: int) -> None:
+        await eventually(lambda: log.waiting >= count, interval=0, what=f"{count} callers queued")
+
     async with anyio.create_task_group() as tg:
         for n in range(5):
             tg.start_soon(caller, n)
-            with anyio.fail_after(5):
-                while log.waiting < n + 1:  # each caller is queued before the next one starts
-                    await anyio.sleep(0)
+            await queued(n + 1)  # each caller is queued before the next one starts
         assert admitted == [] and log.waiting == 5
         await log.start()  # the writer drains the queue and lets the callers in, oldest first
     assert admitted == [0, 1, 2, 3, 4] and log.waiting == 0
@@ -235,7 +236,7 @@ async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tm
     import sqlite3
 
     from mcp_platform.app import create_app
-    from tests.support import asgi_client, eventually, modern_headers, modern_request
+    from tests.support import asgi_client, modern_headers, modern_request
 
     settings = make_settings(tmp_path, audit={"max_pending": 1, "admit_timeout_seconds": 0.2},
                              rate_limit={"enabled": False})
