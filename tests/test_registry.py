@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from mcp_platform import ToolContext, ToolResult, tool
 from mcp_platform.auth_types import Principal
-from mcp_platform.context import Backends
 from mcp_platform.errors import ConfigError, ToolTimeout
 from mcp_platform.registry import Registry
 
@@ -140,7 +139,7 @@ async def test_timeout_cancels_the_tool() -> None:
 
     built = Registry().add(slow)
     ctx = ToolContext(principal=Principal("p", frozenset({"read"})), tool_name="slow", request_id=1,
-                      protocol_version="2025-11-25", backends=Backends())
+                      protocol_version="2025-11-25")
     with pytest.raises(ToolTimeout, match="0.05 s timeout"):
         await built.call({}, ctx, default_timeout=10)
     assert finished == []
