@@ -111,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mcp_platform.app import create_app
+    from mcp_platform.transport.limits import server_options
 
     settings = _settings(args)
     log_config = configure_logging(settings.log_level)
@@ -123,7 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
     if token is not None:
         _print_first_token(token, settings)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False)
+                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False,
+                **server_options(settings.http))
     return 0
 
 
