@@ -80,18 +80,27 @@ async def _first_token(settings: Settings) -> str | None:
 
 
 def _print_first_token(token: str, settings: Settings) -> None:
+    import json
+
+    from mcp_platform.onboarding.connect import DEFAULT_TOKEN_ENV, client_config
+
     host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "::", "") else settings.http.host
     url = f"http://{host}:{settings.http.port}{settings.http.path}"
+    # The same entry `mcp-platform connect cursor` prints: the token stays in the environment, not in the file.
+    cursor = client_config("cursor", url=url, project=Path.cwd(), home=Path.home()).document
     print(f"""
 mcp-platform created an admin token. It is shown this once; only its hash is stored.
 
     {token}
 
+Keep it in an environment variable (the Cursor entry below reads it from there):
+    export {DEFAULT_TOKEN_ENV}={token}
+
 Claude Code:
     claude mcp add --transport http mcp-platform {url} --header "Authorization: Bearer {token}"
 
-Cursor (~/.cursor/mcp.json):
-    {{"mcpServers": {{"mcp-platform": {{"url": "{url}", "headers": {{"Authorization": "Bearer {token}"}}}}}}}}
+Cursor (~/.cursor/mcp.json, or `mcp-platform connect cursor --write`):
+    {json.dumps(cursor)}
 
 More tokens: mcp-platform token create --name NAME --scopes read[,write,admin]
 """, flush=True)
