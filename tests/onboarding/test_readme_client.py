@@ -20,7 +20,7 @@ README_URL = "http://127.0.0.1:8000/mcp"
 
 
 def _snippet() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     clients = [block for block in blocks if "mcp.Client(" in block and "MCP_PLATFORM_TOKEN_VALUE" in block]
     assert len(clients) == 1, "the README should hold one Python client example"
     return clients[0]
