@@ -60,6 +60,10 @@ class _Limited(asyncio.Protocol):
         """Whether the bytes that arrive now belong to a request head."""
         raise NotImplementedError
 
+    def _head_pending(self) -> bool:
+        """Whether part of a head has arrived and the rest has not (its deadline runs)."""
+        return self._awaiting_head()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm()
@@ -69,21 +73,30 @@ class _Limited(asyncio.Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        while data and not self.transport.is_closing():
+        while not self.transport.is_closing():
             if not self._awaiting_head():
                 super().data_received(data)
                 return
             room = self.limits.max_header_bytes - self._head_bytes
+            if len(data) <= room:  # the usual case: a whole head, or the rest of one, in one read
+                self._head_bytes += len(data)
+                super().data_received(data)
+                self._after_feed()
+                return
             if room <= 0:
                 self._refuse(f"request head over {self.limits.max_header_bytes} bytes")
                 return
-            self._arm()
             # Only as much as the head may still grow reaches the parser, so its cost stays bounded.
             piece, data = data[:room], data[room:]
             self._head_bytes += len(piece)
             super().data_received(piece)
-            if not self._awaiting_head():
-                self._head_done()
+            self._after_feed()
+
+    def _after_feed(self) -> None:
+        if not self._awaiting_head():
+            self._head_done()
+        elif self._head_pending():
+            self._arm()  # a head began and is unfinished; a head that arrives whole never needs a timer
 
     def _head_done(self) -> None:
         self._disarm()
@@ -178,12 +191,17 @@ def _httptools_class() -> type[_Limited] | None:
         """uvicorn's httptools protocol with the head limits."""
 
         _in_head = True
+        _begun = False
         _header_count = 0
 
         def _awaiting_head(self) -> bool:
             return self._in_head
 
+        def _head_pending(self) -> bool:
+            return self._in_head and self._begun
+
         def on_message_begin(self) -> None:
+            self._begun = True
             self._header_count = 0
             super().on_message_begin()
 
@@ -195,7 +213,7 @@ def _httptools_class() -> type[_Limited] | None:
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
-            self._in_head = False
+            self._in_head = self._begun = False
             self._head_done()
             super().on_headers_complete()
 

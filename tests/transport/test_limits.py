@@ -4,7 +4,11 @@ a socket that never sends a head is closed, and connections beyond the cap get 5
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +24,9 @@ from mcp_platform.settings import Settings
 from mcp_platform.transport.limits import server_options
 from tests.support import free_port, make_settings
 
-pytestmark = [pytest.mark.wire, pytest.mark.parametrize("parser", ["httptools", "h11"])]
+pytestmark = pytest.mark.wire
+PARSERS = pytest.mark.parametrize("parser", ["httptools", "h11"])
+REPO = Path(__file__).parents[2]
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
@@ -87,6 +93,7 @@ def _settings(tmp_path: Path, **http: Any) -> Settings:
     return make_settings(tmp_path, http=http)
 
 
+@PARSERS
 def test_an_unfinished_8_mib_header_gets_431_quickly_and_others_are_served(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path), parser) as address, _connect(address) as hostile:
         started = time.monotonic()
@@ -101,6 +108,7 @@ def test_an_unfinished_8_mib_header_gets_431_quickly_and_others_are_served(tmp_p
         assert _health(address) == 200
 
 
+@PARSERS
 def test_a_finished_head_over_the_cap_gets_431(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path, max_header_bytes=4096), parser) as address, _connect(address) as sock:
         sender = threading.Thread(target=_send_quietly, args=(sock, HEALTH + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n"))
@@ -113,6 +121,7 @@ def test_a_finished_head_over_the_cap_gets_431(tmp_path: Path, parser: str) -> N
             assert _status(_read_head(ok)) == 200
 
 
+@PARSERS
 def test_too_many_header_fields_get_431(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path), parser) as address:
         def fields(count: int) -> bytes:
@@ -126,6 +135,7 @@ def test_too_many_header_fields_get_431(tmp_path: Path, parser: str) -> None:
             assert _status(_read_head(sock)) == 200
 
 
+@PARSERS
 def test_a_connection_that_sends_no_head_is_closed_within_the_timeout(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path, head_timeout_seconds=0.5), parser) as address:
         with _connect(address) as idle:
@@ -138,6 +148,7 @@ def test_a_connection_that_sends_no_head_is_closed_within_the_timeout(tmp_path: 
         assert _health(address) == 200
 
 
+@PARSERS
 def test_a_keep_alive_connection_gets_a_fresh_head_deadline(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path, head_timeout_seconds=0.5), parser) as address, \
             _connect(address) as sock:
@@ -155,6 +166,7 @@ def test_a_keep_alive_connection_gets_a_fresh_head_deadline(tmp_path: Path, pars
         assert b"HTTP/1.1" not in rest
 
 
+@PARSERS
 def test_connections_beyond_the_cap_get_503(tmp_path: Path, parser: str) -> None:
     with limited_server(_settings(tmp_path, max_connections=2), parser) as address, ExitStack() as held:
         for _ in range(2):  # two keep-alive connections, each known to the server once it has answered them
@@ -171,3 +183,28 @@ def test_connections_beyond_the_cap_get_503(tmp_path: Path, parser: str) -> None
         deadline = time.monotonic() + 10
         while _health(address) != 200:
             assert time.monotonic() < deadline, "the server kept refusing after connections closed"
+
+
+def test_serve_applies_the_limits(tmp_path: Path) -> None:
+    """`mcp-platform serve` itself runs with the limits, read from its settings."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
+    env |= {"MCP_PLATFORM_TOKEN": "serve-limits-token", "MCP_PLATFORM_HTTP__MAX_HEADERS": "5"}
+    process = subprocess.Popen([sys.executable, "-m", "mcp_platform", "serve", "--port", str(port),
+                                "--tools-dir", str(tmp_path)], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            try:
+                assert _health(("127.0.0.1", port)) == 200
+                break
+            except OSError:
+                time.sleep(0.05)
+        with _connect(("127.0.0.1", port)) as sock:
+            sock.sendall(HEALTH + b"".join(b"X-H%d: v\r\n" % i for i in range(5)) + b"\r\n")
+            assert _status(_read_head(sock)) == 431
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
