@@ -19,10 +19,11 @@ run: $(BIN)/mcp-platform
 test: $(BIN)/mcp-platform
 	$(BIN)/python -m pytest
 
-## ruff and mypy --strict
+## ruff, mypy --strict and the import-layers contract
 lint: $(BIN)/mcp-platform
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## The official MCP conformance suite, both requirement sets (needs the npm registry)
 conformance: $(BIN)/mcp-platform

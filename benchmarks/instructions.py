@@ -9,6 +9,7 @@ under callgrind with instrumentation off. After a warm-up the script switches in
 dumps: everything the server process executed in that window, divided by the number of calls.
 
     python benchmarks/instructions.py [--calls 1000] [--era modern|handshake] [--no-auth] [--code DIR]
+                                      [--profile FILE]
 
 `--code DIR` runs the server from another checkout (PYTHONPATH=DIR), to compare two commits with one venv.
 """
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,7 +86,7 @@ def _request(port: int, method: str, params: dict[str, object], *, auth: bool, e
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def count(calls: int, era: str, auth: bool, code: str | None) -> float:
+def count(calls: int, era: str, auth: bool, code: str | None, keep: Path | None = None) -> float:
     with tempfile.TemporaryDirectory(prefix="mcpp-instr-") as tmp:
         work = Path(tmp)
         (work / "tools").mkdir()
@@ -116,7 +118,7 @@ def count(calls: int, era: str, auth: bool, code: str | None) -> float:
             with sock:
                 session = None
                 if era == "handshake":
-                    init = {"protocolVersion": "2025-11-25", "capabilities": {},
+                    init: dict[str, object] = {"protocolVersion": "2025-11-25", "capabilities": {},
                             "clientInfo": {"name": "bench", "version": "1"}}
                     head, _ = _http(sock, _request(port, "initialize", init, auth=auth, era=era))
                     match = re.search(rb"(?i)mcp-session-id:\s*(\S+)", head)
@@ -147,6 +149,8 @@ def count(calls: int, era: str, auth: bool, code: str | None) -> float:
             for line in dump.read_text(errors="replace").splitlines():
                 if line.startswith("totals:"):
                     total += int(line.split()[1])
+            if keep is not None and dump.name != "callgrind.out":
+                shutil.copyfile(dump, keep)
         return total / calls
 
 
@@ -156,8 +160,9 @@ def main() -> int:
     parser.add_argument("--era", choices=["modern", "handshake"], default="modern")
     parser.add_argument("--no-auth", action="store_true")
     parser.add_argument("--code", help="run the server from this checkout (PYTHONPATH)")
+    parser.add_argument("--profile", type=Path, help="keep the measured callgrind dump here (callgrind_annotate it)")
     args = parser.parse_args()
-    per_call = count(args.calls, args.era, not args.no_auth, args.code)
+    per_call = count(args.calls, args.era, not args.no_auth, args.code, args.profile)
     print(f"{per_call / 1000:.1f}k instructions per call ({args.era}, {'no auth' if args.no_auth else 'bearer'}, "
           f"{args.calls} calls)")
     return 0

@@ -1,16 +1,20 @@
-"""The app factory. `create_app(settings)` returns a Starlette app whose lifespan owns every resource: the state
-database, discovered tools, capability backends, sessions and the `/mcp` endpoint."""
+"""The app factory. `create_app(settings)` returns a Starlette app whose lifespan owns every resource: the core
+(state database, shared stores, registry, sessions), the discovered tools, the capabilities and the `/mcp` endpoint.
+
+Start-up names no capability: it registers their tools and resources, starts each in order
+(`start_capabilities`), and serves what they brought: backends for tools, health checks in `/readyz`, observers,
+reload callbacks and `/metrics` text."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,21 +26,20 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_platform.auth import BearerVerifier, TokenStore
-from mcp_platform.capabilities import Capability
-from mcp_platform.context import Backends, Clock
-from mcp_platform.discovery import Discovered, ToolLoader
-from mcp_platform.errors import ConfigError, StoreUnavailable
+from mcp_platform.capabilities import Capability, Running, start_capabilities
+from mcp_platform.config_reload import install_sighup
+from mcp_platform.context import Clock
+from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background, run_until_shutdown
+from mcp_platform.discovery import ToolLoader
+from mcp_platform.errors import ConfigError
 from mcp_platform.hooks import Hooks
-from mcp_platform.onboarding.llms import LlmsRoute
-from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.request_state import RequestStateCodec
+from mcp_platform.reference.llms import render
 from mcp_platform.registry import Registry
-from mcp_platform.resources import Resources
+from mcp_platform.resources import ResourceSpec, spec_of_resource
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier, RateLimitStore, SessionStore
-from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
-from mcp_platform.stores.sql import StateDB
+from mcp_platform.stores.base import SessionStore
 from mcp_platform.transport.http import McpEndpoint
 
 __all__ = ["AppState", "create_app", "default_capabilities"]
@@ -45,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_capabilities() -> list[Capability]:
-    """The built-in tool catalogue, in start order."""
+    """The built-in tool catalogue, in start order (also the order in which their observers run)."""
     from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static
     from mcp_platform.capabilities.orm import tools as orm
 
@@ -58,15 +61,22 @@ class AppState:
     """What the lifespan built; `app.state.mcp` while the app runs."""
 
     settings: Settings
-    registry: Registry
-    backends: Backends
-    hooks: Hooks
-    discovered: Discovered
-    sessions: SessionStore
+    """The settings the app started with (the core's `settings` follow reloads)."""
+    core: Core
+    dispatcher: Dispatcher
+    """The method table every transport dispatches to (HTTP through `endpoint`, stdio directly)."""
     endpoint: McpEndpoint
+    running: Running
+    """Health checks and `/metrics` text the capabilities brought."""
     failures: dict[str, str] = field(default_factory=dict)
-    health_probes: list[tuple[str, Any]] = field(default_factory=list)
-    """Extra (name, object with `async health() -> str | None`) pairs /readyz checks, e.g. Redis."""
+
+    @property
+    def registry(self) -> Registry:
+        return self.core.registry
+
+    @property
+    def hooks(self) -> Hooks:
+        return self.core.hooks
 
 
 class _Forward:
@@ -112,8 +122,8 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
         Route("/healthz", _healthz),
         Route("/readyz", _readyz),
         Route("/metrics", _metrics),
-        Route("/llms.txt", LlmsRoute("llms.txt")),  # public docs, generated from this server's registry
-        Route("/llms-full.txt", LlmsRoute("llms-full.txt")),
+        Route("/llms.txt", _LlmsRoute("llms.txt")),  # public docs, generated from this server's registry
+        Route("/llms-full.txt", _LlmsRoute("llms-full.txt")),
         Route("/.well-known/{rest:path}", _not_found),
     ]
     middleware = []
@@ -139,31 +149,13 @@ def signing_key(settings: Settings) -> bytes:
 
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
                  overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack) -> AppState:
-    from mcp_platform.capabilities.orm import ExposedModels, SeedHooks, collect_models, collect_seeds
-    from mcp_platform.config_reload import ConfigManager, install_sighup
-
-    backends, hooks = Backends(), Hooks()
-    backends.add(clock)
-    backends.add(hooks)
-    backends.add(settings, Settings)
-    manager = ConfigManager(settings, overrides=overrides)
-    backends.add(manager)
-    state_db = StateDB(settings.state.url)
-    await state_db.start()
-    stack.push_async_callback(state_db.close)
-    backends.add(state_db)
-
     loader = ToolLoader(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
     discovered = loader.scan()
-    backends.add(discovered)
-    shared = await _shared_stores(settings, clock, stack)
-    notifier, events, bus = shared.notifier, shared.events, shared.bus
-    backends.add(notifier, Notifier)
-    backends.add(events, EventStore)
-    if shared.rate_limits is not None:
-        backends.add(shared.rate_limits, RateLimitStore)
-    registry, resources, prompts = Registry(), Resources(), Prompts()
+    core = await open_core(settings, stack, overrides=overrides, clock=clock, sessions=sessions,
+                           discovered=discovered)
+    registry, resources, prompts = core.registry, core.resources, core.prompts
     failures = dict(discovered.failures)
+    own_resources = [_resource_spec(cap, fn) for cap in caps for fn in cap.resources]
     for cap in caps:
         for fn in cap.tools:
             registry.add(fn)
@@ -173,26 +165,15 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         except ConfigError as exc:
             failures[spec.fn.__module__] = str(exc)
             logger.error("tool %s not loaded: %s", spec.name, exc)
-    for resource_spec in discovered.resources:
+    for resource_spec in [*own_resources, *discovered.resources]:
         resources.add(resource_spec)
     for prompt_spec in discovered.prompts:
         try:
             prompts.add(prompt_spec)
         except ConfigError as exc:
             failures[prompt_spec.fn.__module__] = str(exc)
-    backends.add(registry)
-    backends.add(resources)
-    backends.add(prompts)
-    backends.add(ExposedModels(collect_models(discovered.modules)))
-    backends.add(SeedHooks(collect_seeds(discovered.modules)))
 
-    for cap in caps:
-        await cap.start(settings, backends, stack)
-    _wire_changes(registry, backends, notifier, bus, stack)
-    from mcp_platform.capabilities.static import StaticResourceProvider
-
-    if (static_provider := backends.find(StaticResourceProvider)) is not None:
-        resources.add_provider(static_provider)
+    running = await start_capabilities(caps, core, stack)
     if settings.tools.read_only:
         for tool in registry.all():
             if not tool.spec.read_only:
@@ -201,21 +182,13 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     verifier = None
     if settings.auth.mode == "bearer":
         env_token = settings.token.get_secret_value() if settings.token else None
-        verifier = BearerVerifier(TokenStore(state_db), env_token)
+        verifier = BearerVerifier(TokenStore(core.state_db), env_token)
         await verifier.refresh()
-        _until_shutdown(verifier.keep_fresh, stack)
-    session_store = sessions if sessions is not None else shared.sessions if shared.sessions is not None else \
-        MemorySessionStore(ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
-                           clock=clock.now)
-    from mcp_platform.capabilities.metrics import Metrics
-
-    if (metrics := backends.find(Metrics)) is not None and isinstance(session_store, MemorySessionStore):
-        metrics.set_sessions_provider(session_store.size)
-    dispatcher = Dispatcher(settings=settings, registry=registry, resources=resources, prompts=prompts,
-                            backends=backends, hooks=hooks, state_codec=RequestStateCodec(signing_key(settings)))
-    endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=session_store, verifier=verifier,
-                           hooks=hooks, notifier=notifier, events=events, bus=bus)
-    _background(endpoint.serve_bus(), stack)
+        run_until_shutdown(verifier.keep_fresh, stack)
+    dispatcher = Dispatcher(core=core, state_codec=RequestStateCodec(signing_key(settings)))
+    endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=core.sessions, verifier=verifier,
+                           hooks=core.hooks, notifier=core.notifier, events=core.events, bus=core.bus)
+    run_in_background(endpoint.serve_bus(), stack)
 
     async def adopt(new: Settings) -> None:
         dispatcher.settings = new
@@ -226,146 +199,57 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         if changed:
             await registry.changed()
         if prompts.replace(found.prompts):
-            await _tell(notifier, {"kind": "prompts"})
-        if resources.replace(found.resources):
-            await _tell(notifier, {"kind": "resources"})
+            await announce(core.notifier, {"kind": "prompts"})
+        if resources.replace([*own_resources, *found.resources]):
+            await announce(core.notifier, {"kind": "resources"})
         failures.clear()
         failures.update(found.failures)
         failures.update(problems)
 
-    manager.on_reload.append(adopt)
-    stack.callback(install_sighup(manager))
+    core.config.on_reload.append(adopt)
+    stack.callback(install_sighup(core.config))
     logger.info("serving %d tools, %d resources/templates, %d prompts%s", len(registry),
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
-    return AppState(settings, registry, backends, hooks, discovered, session_store, endpoint, failures,
-                    shared.probes)
+    return AppState(settings, core, dispatcher, endpoint, running, failures)
 
 
-@dataclass
-class _Shared:
-    """Where state that instances may share lives: Redis when `state.redis_url` is set, else this process."""
-
-    notifier: Notifier
-    events: EventStore
-    bus: Notifier
-    """Internal events between instances (flag reloads, cancellations, client replies); never sent to clients."""
-    sessions: SessionStore | None = None
-    rate_limits: Any = None
-    probes: list[tuple[str, Any]] = field(default_factory=list)
+def _resource_spec(cap: Capability, fn: Any) -> ResourceSpec:
+    spec = spec_of_resource(fn)
+    if spec is None:
+        raise ConfigError(f"capability {cap.name} lists {fn!r} as a resource, but it is not decorated with @resource")
+    return spec
 
 
-class _RedisProbe:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    async def health(self) -> str | None:
+def _health_checks(state: AppState) -> dict[str, HealthCheck]:
+    """The state database, the shared store when there is one, then what each capability reports."""
+    checks: dict[str, HealthCheck] = {"state_db": state.core.state_db.health}
+    if (client := state.core.redis) is not None:
         from mcp_platform.stores.redis import redis_health
 
-        problem: str | None = await redis_health(self._client)
-        return problem
+        checks["redis"] = functools.partial(redis_health, client)
+    return {**checks, **state.running.health}
 
 
-async def _shared_stores(settings: Settings, clock: Clock, stack: AsyncExitStack) -> _Shared:
-    if settings.state.redis_url is None:
-        return _Shared(MemoryNotifier(), MemoryEventStore(clock=clock.now), MemoryNotifier())
-    from mcp_platform.stores.redis import (
-        DEFAULT_PREFIX,
-        RedisEventStore,
-        RedisNotifier,
-        RedisRateLimitStore,
-        RedisSessionStore,
-        connect,
-    )
+class _LlmsRoute:
+    """`/llms.txt` or `/llms-full.txt` from the running server's own registry, built once per tool set. Public: the
+    files are documentation (tool names, arguments, setting defaults), never live values or secrets."""
 
-    client = connect(settings.state.redis_url)
-    stack.push_async_callback(client.aclose)
-    notifier = RedisNotifier(client)
-    bus = RedisNotifier(client, channel=f"{DEFAULT_PREFIX}internal")
-    for started in (notifier, bus):
-        await started.start()
-        stack.push_async_callback(started.close)
-    sessions = RedisSessionStore(client, ttl_seconds=settings.sessions.ttl_seconds,
-                                 max_sessions=settings.sessions.max_sessions)
-    return _Shared(notifier, RedisEventStore(client), bus, sessions, RedisRateLimitStore(client),
-                   [("redis", _RedisProbe(client))])
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cached: tuple[tuple[int, tuple[str, ...]], bytes] | None = None
 
-
-def _until_shutdown(loop_fn: Any, stack: AsyncExitStack) -> None:
-    """Run `loop_fn(stop)` in the background; at shutdown set `stop` and wait for it to return, so work such as a
-    database query is never cut off halfway."""
-    stop = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(loop_fn(stop))
-
-    async def halt() -> None:
-        stop.set()
-        await task
-
-    stack.push_async_callback(halt)
-
-
-async def _tell(notifier: Notifier, event: dict[str, Any]) -> None:
-    """Publish a change hint after the change itself was stored: if Redis is down the hint is lost (and logged),
-    but the change stands; clients refetch on their next list anyway."""
-    try:
-        await notifier.publish(event)
-    except StoreUnavailable as exc:
-        logger.warning("could not announce %s: %s", event.get("kind"), exc)
-
-
-def _background(work: Any, stack: AsyncExitStack) -> None:
-    """Run `work` until shutdown cancels it: only for loops that hold no query open (they wait on queues)."""
-    task = asyncio.get_running_loop().create_task(work)
-    stack.callback(task.cancel)
-
-
-def _wire_changes(registry: Registry, backends: Backends, notifier: Notifier, bus: Notifier,
-                  stack: AsyncExitStack) -> None:
-    """Tool-list changes reach every listener; flag-gated tools appear and disappear with their flag, on every
-    instance (the one that flipped it tells the others to reload their copy)."""
-    from mcp_platform.capabilities.flags import FlagStore
-
-    async def tools_changed() -> None:
-        await _tell(notifier, {"kind": "tools"})
-
-    registry.on_change.append(tools_changed)
-    flags = backends.find(FlagStore)
-    if flags is None:
-        return
-    registry.flag_reader = flags.is_on
-
-    async def flag_flipped(name: str, enabled: bool) -> None:
-        await _tell(bus, {"kind": "flag", "name": name})
-        if name in registry.gating_flags():
-            await registry.changed()
-
-    flags.on_change.append(flag_flipped)
-
-    async def reload_flags(stop: asyncio.Event) -> None:
-        # Stops only between events, so a reload is never cut off halfway through its query.
-        events = bus.subscribe()
-        stopping = asyncio.ensure_future(stop.wait())
-        upcoming: asyncio.Future[dict[str, Any]] | None = None
-        try:
-            while True:
-                upcoming = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if stopping in done:
-                    return
-                if upcoming.result().get("kind") == "flag":
-                    try:
-                        await flags.load()
-                    except Exception:  # the state database may be down; the next flag event retries
-                        logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
-        finally:
-            stopping.cancel()
-            if upcoming is not None and not upcoming.done():
-                upcoming.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await upcoming  # the generator must have stopped before it can be closed
-            await events.aclose()  # type: ignore[attr-defined]
-
-    _until_shutdown(reload_flags, stack)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: AppState | None = getattr(scope["app"].state, "mcp", None)
+        if state is None:
+            await PlainTextResponse("starting", status_code=503)(scope, receive, send)
+            return
+        registry = state.registry
+        key = (id(registry), tuple(t.name for t in registry.all()))
+        if self._cached is None or self._cached[0] != key:
+            self._cached = key, render(registry, Path.cwd())[self.name].encode()
+        response = PlainTextResponse(self._cached[1], media_type="text/plain; charset=utf-8")
+        await response(scope, receive, send)
 
 
 def _state(request: Request) -> AppState | None:
@@ -382,15 +266,9 @@ async def _readyz(request: Request) -> Response:
     state = _state(request)
     if state is None:
         return JSONResponse({"status": "starting"}, status_code=503)
-    from mcp_platform.capabilities.orm import OrmBackend
-
     checks: dict[str, str] = {}
-    probes: list[tuple[str, Any]] = [("state_db", state.backends.get(StateDB))]
-    if (orm := state.backends.find(OrmBackend)) is not None:
-        probes.append(("database", orm))
-    probes.extend((name, probe) for name, probe in state.health_probes)
-    for name, probe in probes:
-        problem = await probe.health()
+    for name, check in _health_checks(state).items():
+        problem = await check()
         checks[name] = "ok" if problem is None else problem
     ok = all(value == "ok" for value in checks.values())
     body = {"status": "ready" if ok else "unavailable", "checks": checks, "tools": len(state.registry),
@@ -402,10 +280,7 @@ async def _metrics(request: Request) -> Response:
     state = _state(request)
     if state is None:
         return PlainTextResponse("starting", status_code=503)
-    from mcp_platform.capabilities.metrics import Metrics
-
-    metrics = state.backends.find(Metrics)
-    if metrics is None:
+    if not state.running.metrics:
         return PlainTextResponse("metrics are not enabled", status_code=404)
     if state.settings.auth.metrics_requires_token and state.settings.auth.mode == "bearer":
         from mcp_platform.auth import bearer_token
@@ -415,8 +290,8 @@ async def _metrics(request: Request) -> Response:
         if token is None or verifier is None or await verifier.verify(token) is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
-    body, content_type = metrics.render_prometheus()
-    return Response(body, media_type=content_type)
+    parts = [render_metrics() for render_metrics in state.running.metrics]
+    return Response(b"".join(body for body, _ in parts), media_type=parts[0][1])
 
 
 async def _not_found(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, llms, version."""
+"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, bundle, llms, version."""
 
 from __future__ import annotations
 
@@ -228,6 +228,12 @@ def _llms(args: argparse.Namespace) -> int:
     return run_llms(args)
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.bundle import run_bundle
+
+    return run_bundle(args)
+
+
 def _add_onboarding_commands(sub: Any) -> None:
     from mcp_platform.onboarding.connect import CLIENTS, DEFAULT_NAME, DEFAULT_TOKEN_ENV
 
@@ -261,6 +267,10 @@ def _add_onboarding_commands(sub: Any) -> None:
     doctor.add_argument("--origin", help="check that this Origin is accepted (browser-based clients send one)")
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds per probe (default 15)")
     doctor.set_defaults(func=_doctor)
+
+    bundle = sub.add_parser("bundle", help="build an MCP Bundle (.mcpb) that Claude Desktop installs in one click")
+    bundle.add_argument("--output", help="the .mcpb file to write (default dist/mcp-platform-VERSION-OS-ARCH.mcpb)")
+    bundle.set_defaults(func=_bundle)
 
     llms = sub.add_parser("llms", help="generate llms.txt and llms-full.txt from the live registry")
     llms.add_argument("--check", action="store_true", help="exit 1 if the committed files are out of date")

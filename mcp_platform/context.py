@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import MissingClientCapability, ToolError
+from mcp_platform.settings import Settings
+from mcp_platform.stores.base import Notifier
 
-__all__ = ["LOG_LEVELS", "Backends", "Clock", "InputRequired", "Notify", "ServerRequest", "ToolContext"]
+__all__ = ["LOG_LEVELS", "Backends", "Clock", "FlagReader", "InputRequired", "Notify", "ServerRequest",
+           "ToolContext", "ToolHost"]
 
 T = TypeVar("T")
 
@@ -63,7 +66,8 @@ class Clock:
 
 
 class Backends:
-    """The capability backends the app's lifespan created, looked up by type so tools stay decoupled from the app."""
+    """The capability backends the app's lifespan started, looked up by type so tools stay decoupled from the app
+    (`ctx.backend(OrmBackend)`). Only capability backends: the server's own parts are fields of the core object."""
 
     def __init__(self, items: Mapping[type[Any], Any] | None = None) -> None:
         self._items: dict[type[Any], Any] = dict(items or {})
@@ -83,6 +87,29 @@ class Backends:
         return value
 
 
+class FlagReader(Protocol):
+    def is_enabled(self, name: str) -> bool:
+        """The flag's value; raises `KeyError` for a flag that is not declared."""
+        ...
+
+
+class ToolHost(Protocol):
+    """What the running server lends each tool call (the app's `Core` is one). A protocol, so this module needs
+    nothing from the layers that build it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def flags(self) -> FlagReader: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    @property
+    def backends(self) -> Backends: ...
+
+
 async def _drop(method: str, params: dict[str, Any]) -> None:
     return None
 
@@ -90,9 +117,8 @@ async def _drop(method: str, params: dict[str, Any]) -> None:
 class ToolContext:
     """The request a tool runs for: caller, progress, logging, and the platform's backends."""
 
-    __slots__ = ("_answers", "_last_progress", "_log_rank", "_notify", "_progress_token", "_server_request",
-                 "backends", "client_capabilities", "modern", "principal", "protocol_version", "request_id", "state",
-                 "tool_name")
+    __slots__ = ("_answers", "_core", "_last_progress", "_log_rank", "_notify", "_progress_token", "_server_request",
+                 "client_capabilities", "modern", "principal", "protocol_version", "request_id", "state", "tool_name")
 
     def __init__(
         self,
@@ -101,7 +127,7 @@ class ToolContext:
         tool_name: str,
         request_id: str | int,
         protocol_version: str,
-        backends: Backends,
+        core: ToolHost | None = None,
         notify: Notify | None = None,
         progress_token: str | int | None = None,
         log_level: str | None = None,
@@ -115,7 +141,7 @@ class ToolContext:
         self.tool_name = tool_name
         self.request_id = request_id
         self.protocol_version = protocol_version
-        self.backends = backends
+        self._core = core
         self._notify: Notify = notify or _drop
         self._progress_token = progress_token
         self._log_rank = _LEVEL_RANK.get(log_level, len(LOG_LEVELS)) if log_level is not None else len(LOG_LEVELS)
@@ -142,7 +168,7 @@ class ToolContext:
 
         Handshake era: each request is sent on this call's stream and awaited. 2026-07-28: answers already given
         are returned; otherwise the call ends with an `input_required` result and resumes when the client retries.
-        A capability the client did not declare is a -32021 error naming it.
+        A capability the client did not declare is a `MissingClientCapability` error naming it.
         """
         missing = {_CAPABILITY_OF[r["method"]] for r in requests.values()
                    if r["method"] in _CAPABILITY_OF and not self.client_supports(_CAPABILITY_OF[r["method"]])}
@@ -188,28 +214,33 @@ class ToolContext:
         await self._publish({"kind": "resource", "uri": uri})
 
     async def _publish(self, event: dict[str, Any]) -> None:
-        from mcp_platform.stores.base import Notifier
+        if self._core is not None:
+            await self._core.notifier.publish(event)
 
-        notifier: Notifier | None = self.backends.find(Notifier)  # type: ignore[type-abstract]
-        if notifier is not None:
-            await notifier.publish(event)
+    @property
+    def settings(self) -> Settings:
+        """The server's settings in effect now (a config reload swaps them)."""
+        if self._core is None:
+            raise LookupError("this context belongs to no server, so it has no settings")
+        return self._core.settings
 
     def flag(self, name: str, default: bool = False) -> bool:
         """Whether feature flag `name` is on: declared in the config file, flipped with `set_feature_flag`.
         A flag the config does not declare (or a server without flags) reads as `default`."""
-        from mcp_platform.capabilities.flags import FlagStore, UnknownFlagError  # capabilities build on this module
-
-        store = self.backends.find(FlagStore)
-        if store is None:
+        if self._core is None:
             return default
         try:
-            return store.is_enabled(name)
-        except UnknownFlagError:
+            return self._core.flags.is_enabled(name)
+        except KeyError:
             return default
 
     def backend(self, kind: type[T]) -> T:
         """The configured backend of type `kind` (raises `LookupError` naming it when absent)."""
-        return self.backends.get(kind)
+        if kind is Settings:  # before `ctx.settings` existed, tools asked for the settings this way
+            return self.settings  # type: ignore[return-value]
+        if self._core is None:
+            raise LookupError(f"no {kind.__name__} backend is configured on this server")
+        return self._core.backends.get(kind)
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Send `notifications/progress` if the client asked for progress; values that do not increase are dropped,

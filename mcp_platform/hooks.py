@@ -1,14 +1,14 @@
 """Observers of what the server does, so metrics, audit and rate limiting stay out of the dispatch code.
 
-Capabilities register callbacks on the `Hooks` object (found in `Backends`); dispatch and transport call them.
-A failing observer is logged and never fails the request.
+Each capability's start function returns its observers as a `Hooks` of its own; the app adds them to the server's
+(`include`), and dispatch and transport call them. A failing observer is logged and never fails the request.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 __all__ = ["Hooks", "Outcome", "ToolCallRecord"]
@@ -44,6 +44,20 @@ class Hooks:
     auth_failure: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     """Called with the client IP after a failed authentication."""
     http_response: list[Callable[[int], None]] = field(default_factory=list)
+    rate_limited: list[Callable[[], None]] = field(default_factory=list)
+    """Called after a request or call was refused for its rate limit."""
+
+    def include(self, other: Hooks) -> Callable[[], None]:
+        """Add every observer of `other` to these hooks; returns the function that removes them again."""
+        added = [(getattr(self, f.name), callback) for f in fields(self) for callback in getattr(other, f.name)]
+        for callbacks, callback in added:
+            callbacks.append(callback)
+
+        def remove() -> None:
+            for callbacks, callback in added:
+                callbacks.remove(callback)
+
+        return remove
 
     async def check_request(self, principal: str) -> None:
         for callback in self.before_request:
@@ -70,6 +84,13 @@ class Hooks:
                 await callback(record)
             except Exception:
                 logger.exception("tool-call observer %r failed", callback)
+
+    def note_rate_limited(self) -> None:
+        for callback in self.rate_limited:
+            try:
+                callback()
+            except Exception:
+                logger.exception("rate-limit observer %r failed", callback)
 
     def emit_http_response(self, status: int) -> None:
         for callback in self.http_response:

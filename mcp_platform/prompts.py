@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError, InvalidParams
-from mcp_platform.registry import TOOL_NAME_PATTERN, _parse_docstring
+from mcp_platform.signatures import NAME_PATTERN, Signature, explain, inspect_function
 
 __all__ = ["PromptSpec", "Prompts", "prompt", "spec_of_prompt"]
 
@@ -24,7 +26,12 @@ class PromptSpec:
     arguments: tuple[dict[str, Any], ...]
     fn: Callable[..., Any]
     completions: dict[str, Callable[[str], list[str]]]
-    context_param: str | None = None
+    signature: Signature
+    """The function read once by the shared inspection: its context parameter and its arguments' model."""
+
+    @property
+    def context_param(self) -> str | None:
+        return self.signature.context
 
     def definition(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "arguments": list(self.arguments)}
@@ -39,27 +46,25 @@ def prompt(
     name: str | None = None, *, title: str | None = None, description: str | None = None,
     completions: dict[str, Callable[[str], list[str]]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function as a prompt. Its string parameters are the prompt's arguments (required unless they have a
-    default). It returns a string (one user message) or a list of `{"role", "content"}` messages.
-    `completions` maps an argument to a function suggesting values for a typed prefix."""
+    """Mark a function as a prompt. Its parameters are the prompt's arguments (required unless they have a
+    default); clients send strings, validated against the type hints like a tool's arguments. A parameter
+    annotated `ToolContext` receives the request context instead. It returns a string (one user message) or a
+    list of `{"role", "content"}` messages. `completions` maps an argument to a function suggesting values for a
+    typed prefix."""
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         prompt_name = name or fn.__name__
-        if not TOOL_NAME_PATTERN.fullmatch(prompt_name):
+        if not NAME_PATTERN.fullmatch(prompt_name):
             raise ConfigError(f"prompt name {prompt_name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -")
-        summary, arg_docs = _parse_docstring(fn.__doc__)
+        signature = inspect_function(fn, "prompt", prompt_name)
         arguments = []
-        context_param = None
-        for param in inspect.signature(fn).parameters.values():
-            if param.annotation in (ToolContext, "ToolContext"):
-                context_param = param.name
-                continue
-            arg: dict[str, Any] = {"name": param.name, "required": param.default is inspect.Parameter.empty}
-            if param.name in arg_docs:
-                arg["description"] = arg_docs[param.name]
+        for arg_name in signature.names:
+            arg: dict[str, Any] = {"name": arg_name, "required": signature.required(arg_name)}
+            if (doc := signature.description(arg_name)) is not None:
+                arg["description"] = doc
             arguments.append(arg)
-        setattr(fn, _SPEC_ATTR, PromptSpec(prompt_name, title, description or summary or None, tuple(arguments),
-                                           fn, dict(completions or {}), context_param))
+        setattr(fn, _SPEC_ATTR, PromptSpec(prompt_name, title, description or signature.docstring.description or None,
+                                           tuple(arguments), fn, dict(completions or {}), signature))
         return fn
 
     return mark
@@ -109,9 +114,12 @@ class Prompts:
                                             + [f"unexpected argument {u!r}" for u in unknown]))
         if not all(isinstance(value, str) for value in arguments.values()):
             raise InvalidParams(f"Invalid params for prompt {name}: argument values must be strings")
-        kwargs: dict[str, Any] = dict(arguments)
-        if spec.context_param is not None:
-            kwargs[spec.context_param] = ctx
+        try:
+            kwargs = spec.signature.validate(arguments)
+        except ValidationError as exc:
+            raise InvalidParams(f"Invalid params for prompt {name}: {explain(exc)}") from None
+        if spec.signature.context is not None:
+            kwargs[spec.signature.context] = ctx
         value = spec.fn(**kwargs)
         if inspect.isawaitable(value):
             value = await value

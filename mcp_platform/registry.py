@@ -10,35 +10,58 @@ import asyncio
 import dataclasses
 import functools
 import inspect
-import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_type_hints, overload
+from typing import Any, Required, TypedDict, TypeVar, Unpack, overload
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mcp_platform.auth_types import SCOPES, Principal
 from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError, ToolTimeout
 from mcp_platform.results import ToolResult, error_result
+from mcp_platform.signatures import NAME_PATTERN, explain, inspect_function, parse_docstring
 
-__all__ = ["TOOL_NAME_PATTERN", "Registry", "Tool", "ToolSpec", "tool"]
+__all__ = ["TOOL_NAME_PATTERN", "Registry", "Tool", "ToolOptions", "ToolSpec", "tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-"""SEP-986: 1-128 characters of letters, digits, `_`, `.` and `-`."""
+TOOL_NAME_PATTERN = NAME_PATTERN
 
 _SPEC_ATTR = "__mcp_platform_tool__"
 
 
+class ToolOptions(TypedDict, total=False):
+    """The keywords `@tool` takes, declared once: the decorator's overloads and implementation unpack this, so
+    type checkers check every keyword at the call site. `ToolSpec` holds them resolved, with their defaults."""
+
+    read_only: Required[bool]
+    destructive: bool | None
+    idempotent: bool | None
+    open_world: bool
+    name: str | None
+    title: str | None
+    description: str | None
+    scope: str | None
+    timeout: float | None
+    input_schema: dict[str, Any] | None
+    rate_limited: bool
+    flag: str | None
+
+
+# Each option's annotation as written. (Python 3.11 cannot see `Required[...]` through postponed annotations, so
+# `__required_keys__` is empty: the text says which options are required.)
+_OPTIONS = {key: str(getattr(hint, "__forward_arg__", hint)) for key, hint in ToolOptions.__annotations__.items()}
+_REQUIRED = frozenset(key for key, text in _OPTIONS.items() if text.startswith("Required["))
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """What `@tool` records on a function. The registry builds a `Tool` from it."""
+    """What `@tool` records on a function: its options resolved (the fields with defaults hold the options taken
+    as given, and are those options' defaults). The registry builds a `Tool` from it."""
 
     fn: Callable[..., Any]
     name: str
@@ -48,67 +71,51 @@ class ToolSpec:
     read_only: bool
     destructive: bool
     idempotent: bool
-    open_world: bool
-    timeout: float | None
+    open_world: bool = False
+    timeout: float | None = None
     input_schema: dict[str, Any] | None = None
     rate_limited: bool = True
     flag: str | None = None
 
+    @classmethod
+    def of(cls, fn: Callable[..., Any], options: ToolOptions) -> ToolSpec:
+        """Apply the defaults and check the rules (`ConfigError` naming the tool when one is broken)."""
+        read_only, destructive, idempotent = options["read_only"], options.get("destructive"), options.get("idempotent")
+        if read_only:
+            if destructive:
+                raise ConfigError(f"tool {fn.__qualname__}: a read-only tool cannot be destructive")
+            destructive, idempotent = False, True
+        elif destructive is None or idempotent is None:
+            raise ConfigError(
+                f"tool {fn.__qualname__}: a tool that is not read_only must state destructive= and idempotent="
+            )
+        name = options.get("name") or fn.__name__
+        if not TOOL_NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"tool name {name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -")
+        scope = options.get("scope") or ("read" if read_only else "write")
+        if scope not in SCOPES:
+            raise ConfigError(f"tool {name}: scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        if (timeout := options.get("timeout")) is not None and timeout <= 0:
+            raise ConfigError(f"tool {name}: timeout must be positive")
+        as_given: dict[str, Any] = {key: value for key, value in options.items() if key in _AS_GIVEN}
+        return cls(fn=fn, name=name, title=options.get("title") or name.replace("_", " ").capitalize(),
+                   description=options.get("description") or parse_docstring(fn.__doc__).description or name,
+                   scope=scope, read_only=read_only, destructive=destructive, idempotent=idempotent, **as_given)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ToolSpec) if f.default is not dataclasses.MISSING}
+_AS_GIVEN = frozenset(_DEFAULTS)
+
 
 @overload
-def tool(
-    fn: F,
-    *,
-    read_only: bool,
-    destructive: bool | None = None,
-    idempotent: bool | None = None,
-    open_world: bool = False,
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-    scope: str | None = None,
-    timeout: float | None = None,
-    input_schema: dict[str, Any] | None = None,
-    rate_limited: bool = True,
-    flag: str | None = None,
-) -> F: ...
+def tool(fn: F, **options: Unpack[ToolOptions]) -> F: ...
 
 
 @overload
-def tool(
-    fn: None = None,
-    *,
-    read_only: bool,
-    destructive: bool | None = None,
-    idempotent: bool | None = None,
-    open_world: bool = False,
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-    scope: str | None = None,
-    timeout: float | None = None,
-    input_schema: dict[str, Any] | None = None,
-    rate_limited: bool = True,
-    flag: str | None = None,
-) -> Callable[[F], F]: ...
+def tool(fn: None = None, **options: Unpack[ToolOptions]) -> Callable[[F], F]: ...
 
 
-def tool(
-    fn: F | None = None,
-    *,
-    read_only: bool,
-    destructive: bool | None = None,
-    idempotent: bool | None = None,
-    open_world: bool = False,
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-    scope: str | None = None,
-    timeout: float | None = None,
-    input_schema: dict[str, Any] | None = None,
-    rate_limited: bool = True,
-    flag: str | None = None,
-) -> Any:
+def tool(fn: F | None = None, **options: Unpack[ToolOptions]) -> Any:
     """Mark a function as an MCP tool. The function is returned unchanged, so it stays callable in tests.
 
     `read_only` must always be given; a tool that writes must also say whether it is `destructive` and
@@ -120,90 +127,39 @@ def tool(
     `flag` names a feature flag: the tool is listed and callable only while that flag is on, and clients are told
     when the tool list changes.
     """
+    # Type checkers enforce these through `ToolOptions`; untyped callers get the errors Python would give.
+    if unknown := sorted(set(options) - set(_OPTIONS)):
+        raise TypeError(f"tool() got an unexpected keyword argument {unknown[0]!r}")
+    if missing := sorted(_REQUIRED - set(options)):
+        raise TypeError(f"tool() missing required keyword argument: {missing[0]!r}")
 
     def mark(func: F) -> F:
-        if read_only:
-            is_destructive, is_idempotent = False, True
-            if destructive:
-                raise ConfigError(f"tool {func.__qualname__}: a read-only tool cannot be destructive")
-        else:
-            if destructive is None or idempotent is None:
-                raise ConfigError(
-                    f"tool {func.__qualname__}: a tool that is not read_only must state destructive= and idempotent="
-                )
-            is_destructive, is_idempotent = destructive, idempotent
-        tool_name = name or func.__name__
-        if not TOOL_NAME_PATTERN.fullmatch(tool_name):
-            raise ConfigError(f"tool name {tool_name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -")
-        tool_scope = scope or ("read" if read_only else "write")
-        if tool_scope not in SCOPES:
-            raise ConfigError(f"tool {tool_name}: scope must be one of {', '.join(SCOPES)}, not {tool_scope!r}")
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"tool {tool_name}: timeout must be positive")
-        summary, _ = _parse_docstring(func.__doc__)
-        spec = ToolSpec(
-            fn=func,
-            name=tool_name,
-            title=title or tool_name.replace("_", " ").capitalize(),
-            description=description or summary or tool_name,
-            scope=tool_scope,
-            read_only=read_only,
-            destructive=is_destructive,
-            idempotent=is_idempotent,
-            open_world=open_world,
-            timeout=timeout,
-            input_schema=input_schema,
-            rate_limited=rate_limited,
-            flag=flag,
-        )
-        setattr(func, _SPEC_ATTR, spec)
+        setattr(func, _SPEC_ATTR, ToolSpec.of(func, options))
         return func
 
     return mark(fn) if fn is not None else mark
+
+
+def _spelled_out() -> inspect.Signature:
+    """`tool`'s signature with every option written out as a keyword with its default, for `inspect.signature`
+    and so for the generated reference (`**options: Unpack[ToolOptions]` tells a reader nothing)."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("fn", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation="F | None")]
+    for key, text in _OPTIONS.items():
+        if key in _REQUIRED:
+            params.append(inspect.Parameter(key, keyword, annotation=text.removeprefix("Required[")[:-1]))
+        else:
+            params.append(inspect.Parameter(key, keyword, default=_DEFAULTS.get(key), annotation=text))
+    return inspect.Signature(params, return_annotation="Any")
+
+
+tool.__signature__ = _spelled_out()  # type: ignore[attr-defined]
 
 
 def spec_of(obj: object) -> ToolSpec | None:
     """The `ToolSpec` that `@tool` attached to `obj`, if any."""
     spec = getattr(obj, _SPEC_ATTR, None)
     return spec if isinstance(spec, ToolSpec) else None
-
-
-_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
-_ARG_LINE = re.compile(r"^\s+(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
-_SECTION = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$")
-
-
-def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into its description and per-argument descriptions."""
-    if not doc:
-        return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    summary: list[str] = []
-    args: dict[str, str] = {}
-    current: str | None = None
-    state = "summary"
-    for line in lines:
-        if _ARGS_HEADER.match(line):
-            state = "args"
-            continue
-        if _SECTION.match(line):
-            state = "other"
-            continue
-        if state == "summary":
-            summary.append(line)
-        elif state == "args":
-            match = _ARG_LINE.match("    " + line if not line.startswith(" ") else line)
-            if match and not line.startswith("        "):
-                current = match.group(1)
-                args[current] = match.group(2).strip()
-            elif current and line.strip():
-                args[current] = f"{args[current]} {line.strip()}"
-    return "\n".join(summary).strip(), args
-
-
-def _is_context(annotation: Any) -> bool:
-    return annotation is ToolContext or (typing.get_origin(annotation) is typing.Annotated
-                                          and typing.get_args(annotation)[0] is ToolContext)
 
 
 def _is_object_type(annotation: Any) -> bool:
@@ -221,55 +177,26 @@ def _is_object_type(annotation: Any) -> bool:
 class Tool:
     """A registered tool: its wire definition and a validated, timed call."""
 
-    __slots__ = ("_arg_names", "_context_param", "_input", "_is_async", "_output", "_wrap_output", "definition",
-                 "fn", "input_schema", "output_schema", "spec")
+    __slots__ = ("_is_async", "_output", "_signature", "_wrap_output", "definition", "fn", "input_schema",
+                 "output_schema", "spec")
 
     def __init__(self, spec: ToolSpec) -> None:
         self.spec = spec
         fn = spec.fn
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
-        try:
-            hints = get_type_hints(fn, include_extras=True)
-        except Exception as exc:
-            raise ConfigError(f"tool {spec.name}: cannot resolve its type hints: {exc}") from exc
-        _, arg_docs = _parse_docstring(fn.__doc__)
-        fields: dict[str, Any] = {}
-        self._context_param: str | None = None
-        for param in inspect.signature(fn).parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise ConfigError(f"tool {spec.name}: *args and **kwargs cannot be described to a model")
-            annotation = hints.get(param.name, Any)
-            if _is_context(annotation):
-                self._context_param = param.name
-                continue
-            if param.name.startswith("_"):
-                raise ConfigError(f"tool {spec.name}: argument names may not start with '_' ({param.name})")
-            default = ... if param.default is inspect.Parameter.empty else param.default
-            doc = arg_docs.get(param.name)
-            if isinstance(default, FieldInfo) or not doc:
-                fields[param.name] = (annotation, default)
-            else:
-                fields[param.name] = (annotation, Field(default, description=doc))
-        model = create_model(
-            f"{spec.name}_arguments", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
-        )
-        self._arg_names = tuple(fields)
-        self._input: type[BaseModel] = model
-        schema = model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            if isinstance(prop, dict):
-                prop.pop("title", None)
-        schema.setdefault("type", "object")
-        schema.setdefault("properties", {})
+        # Built when the tool is registered, not when it is decorated: a tool module may define the models its
+        # tools return below the tools themselves.
+        signature = inspect_function(fn, "tool", spec.name)
+        self._signature = signature
+        schema = signature.json_schema()
         if spec.input_schema is not None:
             if spec.input_schema.get("type") != "object":
                 raise ConfigError(f"tool {spec.name}: input_schema must have type 'object' at its root")
             schema = spec.input_schema
         self.input_schema: dict[str, Any] = schema
 
-        returns = hints.get("return", Any)
+        returns = signature.returns
         self._output: TypeAdapter[Any] | None = None
         self._wrap_output = False
         self.output_schema: dict[str, Any] | None = None
@@ -312,18 +239,17 @@ class Tool:
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Validated keyword arguments, or `ValidationError`."""
-        model = self._input.model_validate(arguments)
-        return {name: getattr(model, name) for name in self._arg_names}
+        return self._signature.validate(arguments)
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext, default_timeout: float) -> ToolResult:
         """Run the tool. Invalid arguments come back as an `isError` result; `ToolError`, `ToolTimeout` and any
         other exception propagate, so the dispatcher can record the outcome and log unexpected failures."""
         try:
-            kwargs = self.validate(arguments)
+            kwargs = self._signature.validate(arguments)
         except ValidationError as exc:
-            return error_result(_explain_validation(self.spec.name, exc))
-        if self._context_param is not None:
-            kwargs[self._context_param] = ctx
+            return error_result(f"Invalid arguments for tool {self.spec.name}: {explain(exc)}")
+        if self._signature.context is not None:
+            kwargs[self._signature.context] = ctx
         limit = self.spec.timeout or default_timeout
         # asyncio.timeout rather than anyio's scope: the same cancellation, at a fraction of the cost per call.
         deadline = asyncio.timeout(limit)
@@ -359,16 +285,6 @@ def _json_text(value: Any) -> str:
     from pydantic_core import to_json
 
     return to_json(value).decode()
-
-
-def _explain_validation(tool_name: str, exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False)[:10]:
-        where = ".".join(str(part) for part in err["loc"]) or "arguments"
-        message = "unexpected argument" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(f"{where}: {message}")
-    more = "" if exc.error_count() <= 10 else f" (and {exc.error_count() - 10} more)"
-    return f"Invalid arguments for tool {tool_name}: " + "; ".join(problems) + more
 
 
 class Registry:

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from pydantic import ValidationError
+
+from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError, InvalidParams, ResourceNotFound
 from mcp_platform.pagination import decode_cursor, encode_cursor
+from mcp_platform.signatures import Signature, explain, inspect_function
 
 __all__ = ["ResourceProvider", "ResourceSpec", "Resources", "resource", "spec_of_resource"]
 
@@ -30,6 +34,8 @@ class ResourceSpec:
     description: str | None
     mime_type: str | None
     fn: Callable[..., Any]
+    signature: Signature
+    """The function read once by the shared inspection: its context parameter and its variables' model."""
 
     @property
     def is_template(self) -> bool:
@@ -42,16 +48,29 @@ def resource(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a function as a resource (or, with `{var}` in `uri`, a template whose variables become arguments).
 
-    The function returns `str` (text), `bytes` (sent base64 as a blob) or a list of MCP content dicts.
+    Each variable is a parameter of the function, validated against its type hint like a tool's argument (`int`,
+    `Literal[...]`, `Annotated[str, Field(pattern=...)]`); a value that does not fit is an invalid-params error
+    naming the variable. A parameter annotated `ToolContext` receives the request context. The function returns
+    `str` (text), `bytes` (sent base64 as a blob) or a list of MCP content dicts.
     """
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        resource_name = name or fn.__name__
         if "://" not in uri:
             raise ConfigError(f"resource {fn.__qualname__}: {uri!r} is not a URI")
-        doc = inspect.getdoc(fn)
-        setattr(fn, _SPEC_ATTR, ResourceSpec(uri=uri, name=name or fn.__name__, title=title,
-                                             description=description or (doc.split("\n\n")[0] if doc else None),
-                                             mime_type=mime_type, fn=fn))
+        variables = _TEMPLATE_VAR.findall(uri)
+        if len(set(variables)) != len(variables):
+            raise ConfigError(f"resource {resource_name}: {uri!r} names a variable twice")
+        signature = inspect_function(fn, "resource", resource_name)
+        if missing := [v for v in variables if v not in signature.names]:
+            raise ConfigError(f"resource {resource_name}: {uri!r} has variables the function does not take: "
+                              + ", ".join(missing))
+        if unfilled := [p for p in signature.names if signature.required(p) and p not in variables]:
+            raise ConfigError(f"resource {resource_name}: parameters without a default must be variables of {uri!r}: "
+                              + ", ".join(unfilled))
+        setattr(fn, _SPEC_ATTR, ResourceSpec(uri=uri, name=resource_name, title=title,
+                                             description=description or signature.docstring.summary or None,
+                                             mime_type=mime_type, fn=fn, signature=signature))
         return fn
 
     return mark
@@ -151,20 +170,28 @@ class Resources:
             listed.extend(provider.templates())
         return sorted(listed, key=lambda entry: str(entry["uriTemplate"]))
 
-    async def read(self, uri: str) -> list[dict[str, Any]]:
+    async def read(self, uri: str, context: Callable[[], ToolContext] | None = None) -> list[dict[str, Any]]:
+        """The contents at `uri`. `context` builds the request context, called only for a function that asks for
+        one (so a read that needs none costs nothing extra)."""
         for provider in self._providers:
             if provider.handles(uri):
                 return await provider.read(uri)
         spec = self._fixed.get(uri)
-        kwargs: dict[str, str] = {}
+        variables: dict[str, str] = {}
         if spec is None:
             for candidate, pattern in self._templates:
                 match = pattern.match(uri)
                 if match:
-                    spec, kwargs = candidate, {k: unquote(v) for k, v in match.groupdict().items()}
+                    spec, variables = candidate, {k: unquote(v) for k, v in match.groupdict().items()}
                     break
         if spec is None:
             raise ResourceNotFound("Resource not found", data={"uri": uri})
+        try:
+            kwargs = spec.signature.validate(variables)
+        except ValidationError as exc:
+            raise InvalidParams(f"Invalid params: resource {spec.name}: {explain(exc)}", data={"uri": uri}) from None
+        if spec.signature.context is not None:
+            kwargs[spec.signature.context] = context() if context is not None else None
         value = spec.fn(**kwargs)
         if inspect.isawaitable(value):
             value = await value

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from mcp_platform import ToolContext, ToolResult, tool
 from mcp_platform.auth_types import Principal
-from mcp_platform.context import Backends
 from mcp_platform.errors import ConfigError, ToolTimeout
 from mcp_platform.registry import Registry
 
@@ -140,7 +139,32 @@ async def test_timeout_cancels_the_tool() -> None:
 
     built = Registry().add(slow)
     ctx = ToolContext(principal=Principal("p", frozenset({"read"})), tool_name="slow", request_id=1,
-                      protocol_version="2025-11-25", backends=Backends())
+                      protocol_version="2025-11-25")
     with pytest.raises(ToolTimeout, match="0.05 s timeout"):
         await built.call({}, ctx, default_timeout=10)
     assert finished == []
+
+
+def test_tool_options_are_declared_once_and_checked_at_run_time_too() -> None:
+    import inspect
+
+    from mcp_platform.registry import ToolOptions, spec_of
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'readonly'"):
+        tool(read_only=True, readonly=True)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="missing required keyword argument: 'read_only'"):
+        tool(title="x")  # type: ignore[call-overload]
+    # The signature the reference documents is spelled out from `ToolOptions`, with `ToolSpec`'s defaults.
+    params = inspect.signature(tool).parameters
+    assert list(params) == ["fn", *ToolOptions.__annotations__]
+    assert params["read_only"].default is inspect.Parameter.empty and params["read_only"].annotation == "bool"
+    defaults = (params["open_world"].default, params["rate_limited"].default, params["scope"].default)
+    assert defaults == (False, True, None)
+
+    @tool(read_only=True, rate_limited=False, flag="beta", timeout=2.5, open_world=True)
+    def configured() -> None: ...
+
+    spec = spec_of(configured)
+    assert spec is not None
+    assert (spec.rate_limited, spec.flag, spec.timeout, spec.open_world, spec.input_schema) == (False, "beta", 2.5,
+                                                                                                True, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import anyio
 from pydantic import BaseModel
 
-from mcp_platform import Settings, ToolContext, ToolError, tool
+from mcp_platform import ToolContext, ToolError, tool
 
 
 class SiteStatus(BaseModel):
@@ -49,7 +49,7 @@ async def audit_assets(ctx: ToolContext, delay_ms: int = 50) -> Audit:
         raise ToolError("delay_ms must be between 0 and 1000")
     if ctx.flag("maintenance_mode"):
         await ctx.log("warning", "maintenance mode is on: results may be stale")
-    root = anyio.Path(ctx.backend(Settings).static.root)
+    root = anyio.Path(ctx.settings.static.root)
     checklist = ["index.html", "css/site.css", "js/app.js", "img/logo.png", "docs/getting-started.md"]
     problems: list[str] = []
     try:

@@ -14,18 +14,22 @@ import hashlib
 import json
 import logging
 from collections import deque
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import registry as prometheus_registry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, func, insert, select
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.metrics import Metrics
-from mcp_platform.config_reload import ConfigManager
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.capabilities import Capability, MetricsText, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import tool
@@ -52,7 +56,6 @@ AUDIT_LOG = Table(
 )
 
 MAX_RECENT = 500
-DEFAULT_RESULT_BYTES = 80_000
 
 
 def digest_arguments(arguments: dict[str, Any]) -> str:
@@ -254,8 +257,7 @@ async def recent_tool_calls(
     """
     audit = ctx.backend(AuditLog)
     entries = await audit.recent(limit, tool)
-    manager = ctx.backends.find(ConfigManager)
-    max_bytes = manager.current.tools.max_result_bytes if manager is not None else DEFAULT_RESULT_BYTES
+    max_bytes = ctx.settings.tools.max_result_bytes
     # The result travels twice (as text and as structured content), so each copy gets under half the cap.
     budget, used, kept = max_bytes // 2 - 1024, 0, 0
     for entry in entries:
@@ -266,31 +268,36 @@ async def recent_tool_calls(
     return AuditEntries(entries=entries[:kept], retention=audit.retention, truncated=kept < len(entries))
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    audit = AuditLog(backends.get(StateDB), settings.audit.retention, max_pending=settings.audit.max_pending,
-                     admit_timeout=settings.audit.admit_timeout_seconds)
+def _metrics_text(audit: AuditLog) -> MetricsText:
+    """The audit queue's depth, waiting calls and refusals, for `/metrics`."""
+
+    class Collector(prometheus_registry.Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield GaugeMetricFamily("mcp_platform_audit_queue_depth", "Audit log entries waiting to be written.",
+                                    value=audit.depth)
+            yield GaugeMetricFamily("mcp_platform_audit_waiting_calls",
+                                    "Tool calls waiting for room in the audit queue before they run.",
+                                    value=audit.waiting)
+            yield CounterMetricFamily("mcp_platform_audit_refused_calls",
+                                      "Tool calls refused with 503 because the audit log was too far behind.",
+                                      value=audit.refused)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    return lambda: (generate_latest(registry), str(CONTENT_TYPE_LATEST))
+
+
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    audit = AuditLog(core.state_db, core.settings.audit.retention, max_pending=core.settings.audit.max_pending,
+                     admit_timeout=core.settings.audit.admit_timeout_seconds)
     await audit.start()
     stack.push_async_callback(audit.close)
-    backends.add(audit)
-    hooks = backends.get(Hooks)
-    hooks.before_tool_call.append(audit.admit)
-    hooks.tool_call.append(audit.on_tool_call)
-    stack.callback(hooks.before_tool_call.remove, audit.admit)
-    stack.callback(hooks.tool_call.remove, audit.on_tool_call)
-    if (metrics := backends.find(Metrics)) is not None:
-        metrics.add_gauge("mcp_platform_audit_queue_depth", "Audit log entries waiting to be written.",
-                          lambda: audit.depth)
-        metrics.add_gauge("mcp_platform_audit_waiting_calls",
-                          "Tool calls waiting for room in the audit queue before they run.", lambda: audit.waiting)
-        metrics.add_counter("mcp_platform_audit_refused_calls",
-                            "Tool calls refused with 503 because the audit log was too far behind.",
-                            lambda: audit.refused)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            audit.retention = new.audit.retention
 
-        manager.on_reload.append(adopt)
+    async def adopt(new: Settings) -> None:
+        audit.retention = new.audit.retention
+
+    observers = Hooks(before_tool_call=[audit.admit], tool_call=[audit.on_tool_call])
+    return Started(backends=[audit], observers=observers, on_reload=adopt, metrics=_metrics_text(audit))
 
 
 CAPABILITY = Capability(name="audit", tools=[recent_tool_calls], start=_start)

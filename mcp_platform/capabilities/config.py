@@ -10,12 +10,12 @@ from contextlib import AsyncExitStack
 
 from pydantic import BaseModel, JsonValue
 
-from mcp_platform.capabilities import Capability
+from mcp_platform.capabilities import Capability, Started
 from mcp_platform.config_reload import ConfigManager, ReloadReport
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.redact import redact_settings
 from mcp_platform.registry import tool
-from mcp_platform.settings import Settings
 
 __all__ = ["CAPABILITY", "CorsConfig", "ServerConfig", "cors_config", "reload_config", "server_config"]
 
@@ -68,19 +68,9 @@ async def reload_config(ctx: ToolContext, dry_run: bool = False) -> ReloadReport
     return await ctx.backend(ConfigManager).reload(dry_run=dry_run)
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    # The app may have made its own manager (to pass command-line overrides); keep that one.
-    manager = backends.find(ConfigManager)
-    if manager is None:
-        manager = ConfigManager(settings)
-        backends.add(manager)
-
-    async def publish(new: Settings) -> None:
-        # Tools that look the settings up in the backends see the reloaded ones.
-        if backends.find(Settings) is not None:
-            backends.add(new, Settings)
-
-    manager.on_reload.append(publish)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    # The reload manager is core (the app and other capabilities are told of reloads); these tools operate it.
+    return Started(backends=[core.config])
 
 
 CAPABILITY = Capability(name="config", tools=[server_config, cors_config, reload_config], start=_start)

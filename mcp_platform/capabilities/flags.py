@@ -6,21 +6,26 @@ are cached in memory so `get()` costs no query; the cache is refreshed on every 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Boolean, Column, Float, String, Table, delete, insert, select
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.config_reload import ConfigManager
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core, announce, run_until_shutdown
 from mcp_platform.errors import ToolError
 from mcp_platform.registry import tool
 from mcp_platform.settings import FeatureFlag, Settings
+from mcp_platform.stores.base import Notifier
 from mcp_platform.stores.sql import STATE_METADATA, StateDB, reachable
 
 __all__ = ["CAPABILITY", "FlagList", "FlagState", "FlagStore", "UnknownFlagError", "feature_flags",
@@ -34,6 +39,8 @@ FEATURE_FLAGS = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(256), nullable=False),
 )
+
+logger = logging.getLogger(__name__)
 
 _NAMES_SHOWN = 50
 
@@ -190,16 +197,51 @@ async def set_feature_flag(
         raise ToolError(str(exc)) from None
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    store = FlagStore(backends.get(StateDB), settings.flags)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    store = FlagStore(core.state_db, core.settings.flags)
     await store.load()
-    backends.add(store)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            store.update_declarations(new.flags)
+    core.flags.provide(store)
 
-        manager.on_reload.append(adopt)
+    async def flipped(name: str, enabled: bool) -> None:
+        # Flag-gated tools appear and disappear with their flag, on every instance: the one that flipped it tells
+        # the others to reload their copy.
+        await announce(core.bus, {"kind": "flag", "name": name})
+        if name in core.registry.gating_flags():
+            await core.registry.changed()
+
+    store.on_change.append(flipped)
+    run_until_shutdown(functools.partial(_reload_on_flag_events, store, core.bus), stack)
+
+    async def adopt(new: Settings) -> None:
+        store.update_declarations(new.flags)
+
+    return Started(backends=[store], on_reload=adopt)
+
+
+async def _reload_on_flag_events(store: FlagStore, bus: Notifier, stop: asyncio.Event) -> None:
+    """Reload the flags whenever another instance changed one. Stops only between events, so a reload is never
+    cut off halfway through its query."""
+    events = bus.subscribe()
+    stopping = asyncio.ensure_future(stop.wait())
+    upcoming: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        while True:
+            upcoming = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({upcoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping in done:
+                return
+            if upcoming.result().get("kind") == "flag":
+                try:
+                    await store.load()
+                except Exception:  # the state database may be down; the next flag event retries
+                    logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
+    finally:
+        stopping.cancel()
+        if upcoming is not None and not upcoming.done():
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upcoming  # the generator must have stopped before it can be closed
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 CAPABILITY = Capability(name="flags", tools=[feature_flags, set_feature_flag], start=_start)

@@ -25,12 +25,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.context import Backends, Clock, ToolContext
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.errors import ToolError
 from mcp_platform.hooks import Hooks, ToolCallRecord
-from mcp_platform.registry import Registry, tool
-from mcp_platform.settings import Settings
+from mcp_platform.registry import tool
+from mcp_platform.stores.memory import MemorySessionStore
 
 __all__ = ["CAPABILITY", "OTHER", "Latency", "Metrics", "MetricsSnapshot", "ToolMetrics", "percentile",
            "server_metrics"]
@@ -125,7 +126,6 @@ class Metrics:
         self._rate_limited = 0
         self._sessions: Callable[[], int] | None = None
         self._sessions_failed = False
-        self._extra: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[], float]]] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -136,13 +136,6 @@ class Metrics:
     def set_sessions_provider(self, provider: Callable[[], int]) -> None:
         self._sessions = provider
 
-    def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        """Export another capability's current value (read at each scrape) as a Prometheus gauge."""
-        self._extra.append((GaugeMetricFamily, name, documentation, read))
-
-    def add_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        """Export another capability's running total (read at each scrape) as a Prometheus counter."""
-        self._extra.append((CounterMetricFamily, name, documentation, read))
 
     def known_tools(self) -> list[str]:
         return sorted(self._known if self._known is not None else self._tools)
@@ -257,8 +250,6 @@ class _Collector(Collector):
         if snap.rss_bytes is not None:
             yield GaugeMetricFamily("mcp_platform_process_rss_bytes", "Resident memory of this process.",
                                     value=snap.rss_bytes)
-        for family, name, documentation, read in self._metrics._extra:
-            yield family(name, documentation, value=read())
 
 
 @tool(read_only=True, title="Server metrics")
@@ -279,17 +270,14 @@ async def server_metrics(ctx: ToolContext, tool: str | None = None) -> MetricsSn
                         + ". Omit `tool` to see every tool.") from None
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    metrics = Metrics(clock=(backends.find(Clock) or Clock()).now)
-    backends.add(metrics)
-    registry = backends.find(Registry)
-    if registry is not None:
-        metrics.set_known_tools(t.name for t in registry.all())
-    hooks = backends.get(Hooks)
-    hooks.tool_call.append(metrics.on_tool_call)
-    hooks.http_response.append(metrics.on_http_response)
-    stack.callback(hooks.tool_call.remove, metrics.on_tool_call)
-    stack.callback(hooks.http_response.remove, metrics.on_http_response)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    metrics = Metrics(clock=core.clock.now)
+    metrics.set_known_tools(t.name for t in core.registry.all())
+    if isinstance(core.sessions, MemorySessionStore):  # a shared store's count is not this instance's
+        metrics.set_sessions_provider(core.sessions.size)
+    observers = Hooks(tool_call=[metrics.on_tool_call], http_response=[metrics.on_http_response],
+                      rate_limited=[metrics.record_rate_limited])
+    return Started(backends=[metrics], observers=observers, metrics=metrics.render_prometheus)
 
 
 CAPABILITY = Capability(name="metrics", tools=[server_metrics], start=_start)

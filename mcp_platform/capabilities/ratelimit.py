@@ -20,10 +20,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from mcp_platform.capabilities import Capability
-from mcp_platform.capabilities.metrics import Metrics
-from mcp_platform.config_reload import ConfigManager
-from mcp_platform.context import Backends, Clock, ToolContext
+from mcp_platform.capabilities import Capability, Started
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.errors import RateLimited, ToolError
 from mcp_platform.hooks import Hooks
 from mcp_platform.registry import tool
@@ -250,29 +249,21 @@ async def check_rate_limit(
     return BudgetReport(**budget.model_dump(), per_tool=per_tool)
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    metrics = backends.find(Metrics)
-    clock = backends.find(Clock) or Clock()
-    # A shared store (Redis) is put in the backends by the app when instances share state.
-    store = backends.find(RateLimitStore) or MemoryRateLimitStore()  # type: ignore[type-abstract]
-    limiter = RateLimiter.from_settings(settings, store, clock=clock.now,
-                                        on_reject=metrics.record_rate_limited if metrics is not None else None)
-    backends.add(limiter)
-    hooks = backends.get(Hooks)
-    hooks.before_request.append(limiter.check_request)
-    hooks.before_tool_call.append(limiter.check_tool_call)
-    hooks.auth_gate.append(limiter.check_auth_allowed)
-    hooks.auth_failure.append(limiter.note_auth_failure)
-    stack.callback(hooks.before_request.remove, limiter.check_request)
-    stack.callback(hooks.before_tool_call.remove, limiter.check_tool_call)
-    stack.callback(hooks.auth_gate.remove, limiter.check_auth_allowed)
-    stack.callback(hooks.auth_failure.remove, limiter.note_auth_failure)
-    manager = backends.find(ConfigManager)
-    if manager is not None:
-        async def adopt(new: Settings) -> None:
-            limiter.update(new)
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    store: RateLimitStore = MemoryRateLimitStore()
+    if core.redis is not None:  # instances share state: every instance spends from the same buckets
+        from mcp_platform.stores.redis import RedisRateLimitStore
 
-        manager.on_reload.append(adopt)
+        store = RedisRateLimitStore(core.redis)
+    limiter = RateLimiter.from_settings(core.settings, store, clock=core.clock.now,
+                                        on_reject=core.hooks.note_rate_limited)
+    observers = Hooks(before_request=[limiter.check_request], before_tool_call=[limiter.check_tool_call],
+                      auth_gate=[limiter.check_auth_allowed], auth_failure=[limiter.note_auth_failure])
+
+    async def adopt(new: Settings) -> None:
+        limiter.update(new)
+
+    return Started(backends=[limiter], observers=observers, on_reload=adopt)
 
 
 CAPABILITY = Capability(name="ratelimit", tools=[rate_limit_config, check_rate_limit], start=_start)

@@ -1,7 +1,8 @@
 """JSON-RPC dispatch: one table of MCP methods, shared by both eras, each returning its result object.
 
-The transport has already authenticated the caller, picked the era and checked its rules; `Call` carries what
-it learned. Results are serialised here once, with the era's stamps (`resultType`, server info, cache hints).
+The transport has authenticated the caller and the protocol edge (`edge.py`) has picked the era and checked its
+rules; `Call` carries what they learned. Results are serialised here once, with the era's stamps (`resultType`,
+server info, cache hints).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from mcp_types import SERVER_INFO_META_KEY
 from pydantic_core import to_json
 
 from mcp_platform.auth_types import Principal
-from mcp_platform.context import LOG_LEVELS, Backends, InputRequired, Notify, ServerRequest, ToolContext
+from mcp_platform.context import LOG_LEVELS, InputRequired, Notify, ServerRequest, ToolContext
+from mcp_platform.core import Core
 from mcp_platform.errors import (
     InsufficientScope,
     InvalidParams,
@@ -28,16 +30,13 @@ from mcp_platform.errors import (
     ToolError,
     ToolTimeout,
 )
-from mcp_platform.hooks import Hooks, Outcome, ToolCallRecord
+from mcp_platform.hooks import Outcome, ToolCallRecord
 from mcp_platform.pagination import decode_cursor, encode_cursor
-from mcp_platform.prompts import Prompts
 from mcp_platform.protocol.eras import HANDSHAKE_VERSIONS, MODERN_METHODS_REMOVED, MODERN_VERSIONS, negotiate_version
 from mcp_platform.protocol.jsonrpc import RequestId
 from mcp_platform.protocol.request_state import RequestStateCodec
-from mcp_platform.registry import Registry, Tool
-from mcp_platform.resources import Resources
+from mcp_platform.registry import Tool
 from mcp_platform.results import error_result
-from mcp_platform.settings import Settings
 from mcp_platform.stores.base import SessionData
 
 __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
@@ -84,16 +83,15 @@ Handler = Callable[["Dispatcher", Call], Awaitable[dict[str, Any]]]
 
 
 class Dispatcher:
-    def __init__(self, *, settings: Settings, registry: Registry, resources: Resources, prompts: Prompts,
-                 backends: Backends, hooks: Hooks, state_codec: RequestStateCodec) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.resources = resources
-        self.prompts = prompts
-        self.backends = backends
-        self.hooks = hooks
+    def __init__(self, *, core: Core, state_codec: RequestStateCodec) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.registry = core.registry
+        self.resources = core.resources
+        self.prompts = core.prompts
+        self.hooks = core.hooks
         self.state_codec = state_codec
-        self.server_info = {"name": settings.name, "title": "MCP Platform", "version": server_version()}
+        self.server_info = {"name": self.settings.name, "title": "MCP Platform", "version": server_version()}
         self._meta_stamp = {SERVER_INFO_META_KEY: self.server_info}
         self.capabilities = self._capabilities()
 
@@ -126,7 +124,8 @@ class Dispatcher:
     # -- every request ---------------------------------------------------------------------------------------
 
     async def handle(self, call: Call) -> bytes:
-        """The serialised `result` object for `call`, or a `ProtocolError` / `InsufficientScope` / `RateLimited`."""
+        """The serialised `result` object for `call`, or a refusal from `errors` (`ProtocolError`, and for
+        tools/call `InsufficientScope`, `RateLimited`, `StoreUnavailable`)."""
         table = _MODERN if call.modern else _HANDSHAKE
         handler = table.get(call.method)
         if handler is None:
@@ -212,7 +211,7 @@ class Dispatcher:
                 answers.update(given)
         return ToolContext(
             principal=call.principal, tool_name=target, request_id=call.id, protocol_version=call.protocol_version,
-            backends=self.backends, notify=call.notify,
+            core=self.core, notify=call.notify,
             progress_token=token if isinstance(token, str | int) and not isinstance(token, bool) else None,
             log_level=call.log_level, client_capabilities=call.client_capabilities, modern=call.modern,
             server_request=call.server_request, answers=answers, state=state,
@@ -289,7 +288,7 @@ class Dispatcher:
         uri = call.params.get("uri")
         if not isinstance(uri, str) or not uri or len(uri) > 4096:
             raise InvalidParams("Invalid params: resources/read needs a string 'uri'")
-        return {"contents": await self.resources.read(uri)}
+        return {"contents": await self.resources.read(uri, lambda: self._context(call, f"resource:{uri}"))}
 
     async def list_prompts(self, call: Call) -> dict[str, Any]:
         prompts = self.prompts.all()

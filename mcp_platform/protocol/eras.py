@@ -21,6 +21,8 @@ from mcp_types import LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from mcp_platform.errors import (
+    HEADER_MISMATCH,
+    UNSUPPORTED_PROTOCOL_VERSION,
     HeaderMismatch,
     InvalidParams,
     ProtocolError,
@@ -75,20 +77,21 @@ class ModernEnvelope:
 
 def _as_error(rejection: InboundLadderRejection) -> ProtocolError:
     kinds: dict[int, type[ProtocolError]] = {
-        HeaderMismatch.code: HeaderMismatch,
-        UnsupportedProtocolVersion.code: UnsupportedProtocolVersion,
+        HEADER_MISMATCH: HeaderMismatch,
+        UNSUPPORTED_PROTOCOL_VERSION: UnsupportedProtocolVersion,
     }
     return kinds.get(rejection.code, InvalidParams)(rejection.message, rejection.data)
 
 
 def check_modern_request(
-    message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Iterable[tuple[str, str]]
+    message: Mapping[str, Any], headers: Mapping[str, str] | None, raw_headers: Iterable[tuple[str, str]] = ()
 ) -> ModernEnvelope:
-    """Run the 2026-07-28 ladder: envelope keys (-32602), routing headers (-32020), version (-32022)."""
+    """Run the 2026-07-28 ladder: envelope keys (InvalidParams), routing headers (HeaderMismatch), version
+    (UnsupportedProtocolVersion). Without headers (stdio) the header rung is skipped."""
     duplicated = find_duplicated_routing_header(raw_headers)
     if duplicated is not None:
         raise HeaderMismatch(f"{duplicated} header appears more than once")
-    verdict = classify_inbound_request(message, headers=headers)
+    verdict = classify_inbound_request(message, headers=headers, supported_modern_versions=MODERN_VERSIONS)
     if isinstance(verdict, InboundLadderRejection):
         raise _as_error(verdict)
     capabilities = verdict.client_capabilities

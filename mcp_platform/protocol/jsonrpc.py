@@ -1,7 +1,7 @@
-"""JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies.
+"""JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies (errors: `errors.to_wire`).
 
 Parsing is strict because every field reaches dispatch: ids are strings or integers (never null, bool or float),
-`params` is an object, `method` a non-empty string. Anything else is -32600 before any handler sees it.
+`params` is an object, `method` a non-empty string. Anything else is `InvalidRequest` before any handler sees it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 from pydantic_core import from_json, to_json
 
-from mcp_platform.errors import InvalidParams, InvalidRequest, ParseError, ProtocolError, error_object
+from mcp_platform.errors import InvalidParams, InvalidRequest, ParseError
 
-__all__ = ["Message", "RequestId", "classify", "encode", "error_reply", "parse_json", "result_bytes",
-           "result_reply"]
+__all__ = ["Message", "RequestId", "classify", "encode", "parse_json", "result_bytes"]
 
 RequestId = str | int
 
@@ -82,11 +81,3 @@ def encode(message: dict[str, Any]) -> bytes:
 def result_bytes(msg_id: RequestId, encoded_result: bytes) -> bytes:
     """A reply around a result the dispatcher already serialised, without decoding it again."""
     return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (to_json(msg_id), encoded_result)
-
-
-def result_reply(msg_id: RequestId, result: dict[str, Any]) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
-
-
-def error_reply(msg_id: RequestId | None, exc: ProtocolError, *, modern: bool) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": msg_id, "error": error_object(exc, modern=modern)}

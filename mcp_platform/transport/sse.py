@@ -1,7 +1,8 @@
 """Responses on the raw ASGI `send`: JSON, and SSE that starts only when a call first emits a notification.
 
 A tool call runs in its own task so that the response can switch to SSE mid-call, heartbeats can flow while it is
-quiet, and a client that goes away can be noticed (and, where the era says so, cancel the call).
+quiet, and a client that goes away can be noticed (and, where the era says so, cancel the call). That switch is
+why this SSE is framed by hand; streams that are SSE from their first byte use sse-starlette (`streams.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 
 from pydantic_core import to_json
 from starlette.types import Receive, Send
+
+from mcp_platform.errors import WireReply
 
 __all__ = ["SSE_HEADERS", "CallStream", "Recorder", "send_json", "send_status", "sse_event", "wait_disconnect"]
 
@@ -112,11 +115,11 @@ class CallStream:
         """Send any JSON-RPC message (a request to the client, in the handshake era) as an SSE event."""
         await self._emit(to_json(message))
 
-    async def _recorded(self, work: Awaitable[tuple[int, bytes]]) -> tuple[int, bytes]:
+    async def _recorded(self, work: Awaitable[WireReply]) -> WireReply:
         """Run `work`; when the reply will go out as SSE (or nobody is listening any more), record it as the
         stream's last event so a resuming client gets it exactly once."""
         try:
-            status, reply = await work
+            reply = await work
         except asyncio.CancelledError:
             if self._recorder is not None and (self.started or self.closed):
                 await self._recorder.finish()
@@ -124,9 +127,9 @@ class CallStream:
         if self._recorder is not None:
             async with self._lock:
                 if self.started or self.closed:
-                    self._final_id = await self._recorder.append(reply)
+                    self._final_id = await self._recorder.append(reply.body)
                     await self._recorder.finish()
-        return status, reply
+        return reply
 
     def request_cancel(self) -> None:
         """Cancel the call (the client asked: `notifications/cancelled`, or its 2026-07-28 stream closed)."""
@@ -134,9 +137,9 @@ class CallStream:
             self._cancel_requested = True
             self._task.cancel()
 
-    async def run(self, work: Awaitable[tuple[int, bytes]], receive: Receive, *, cancel_on_disconnect: bool) -> None:
-        """Run `work` (it returns the HTTP status for a JSON reply, and the encoded JSON-RPC reply) in this request's
-        own task, and deliver the reply as JSON or as the SSE stream's last event.
+    async def run(self, work: Awaitable[WireReply], receive: Receive, *, cancel_on_disconnect: bool) -> None:
+        """Run `work` (the reply: the HTTP status and headers for a JSON reply, and the encoded JSON-RPC reply) in
+        this request's own task, and deliver the reply as JSON or as the SSE stream's last event.
 
         Most calls finish in microseconds, so nothing else is started for them. A call still running after
         `_WATCH_AFTER` seconds gets a watcher task: it sends heartbeats while the call is quiet, and notices the
@@ -149,7 +152,7 @@ class CallStream:
         later = loop.call_later(_WATCH_AFTER, lambda: watcher.append(
             loop.create_task(self._watch(receive, cancel_on_disconnect))))
         try:
-            status, reply = await self._recorded(work)
+            reply = await self._recorded(work)
         except asyncio.CancelledError:
             if not self._cancel_requested:
                 raise  # the server is shutting down
@@ -172,10 +175,11 @@ class CallStream:
                 return
             self.closed = True
             if self.started:
-                await self._send({"type": "http.response.body", "body": sse_event(reply, self._final_id),
+                await self._send({"type": "http.response.body", "body": sse_event(reply.body, self._final_id),
                                   "more_body": False})
             else:
-                await send_json(self._send, status, reply, self._headers)
+                headers = [*self._headers, *reply.headers] if reply.headers else self._headers
+                await send_json(self._send, reply.status, reply.body, headers)
 
     async def _watch(self, receive: Receive, cancel_on_disconnect: bool) -> None:
         gone = asyncio.get_running_loop().create_task(wait_disconnect(receive))

@@ -1,14 +1,14 @@
 """The stdio transport: newline-delimited JSON-RPC on stdin/stdout, for clients that launch the server as a local
 process (Claude Desktop, and any client configured with a command).
 
-The same `Dispatcher` as `/mcp` answers, with no HTTP auth: the caller is the local user who started the process,
-so every request runs as `ANONYMOUS` (the MCP spec: a stdio server takes credentials from its environment, not
-from the protocol). As in the official SDK, the first request fixes the connection's era: `initialize` opens a
-handshake-era session (ping, logging/setLevel, server-to-client requests for elicitation and sampling); a request
-carrying the 2026-07-28 `_meta` envelope opens a modern connection (`server/discover`, input rounds; the header
-rung of the ladder is skipped, stdio has no headers). `notifications/cancelled` cancels a running call in both
-eras, since stdio has no response stream to close. List changes reach a handshake-era client once it has
-initialized, and a 2026-07-28 client through `subscriptions/listen` (which runs until cancelled).
+The same protocol edge and dispatcher as `/mcp` answer, with no HTTP auth: the caller is the local user who started
+the process, so every request runs as `ANONYMOUS` (the MCP spec: a stdio server takes credentials from its
+environment, not from the protocol). As in the official SDK, the first request fixes the connection's era:
+`initialize` opens a handshake-era session (ping, logging/setLevel, server-to-client requests for elicitation and
+sampling); a request carrying the 2026-07-28 `_meta` envelope opens a modern connection (`server/discover`, input
+rounds; the header rung of the ladder is skipped, stdio has no headers). `notifications/cancelled` cancels a running
+call in both eras, since stdio has no response stream to close. List changes reach a handshake-era client once it
+has initialized, and a 2026-07-28 client through `subscriptions/listen` (which runs until cancelled).
 
 Each request runs in its own task so a slow tool holds up nothing else; stdout gets one JSON message per line,
 written under a lock, and a call's progress and log notifications go out before its result. Logs go to stderr.
@@ -28,27 +28,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
-from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
-from mcp_types import LOG_LEVEL_META_KEY
 from pydantic_core import to_json
 
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
-    HeaderMismatch,
-    InsufficientScope,
-    InvalidParams,
     InvalidRequest,
+    McpPlatformError,
     ProtocolError,
-    RateLimited,
     ToolError,
     UnsupportedProtocolVersion,
-    error_object,
+    to_wire,
 )
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher
+from mcp_platform.protocol.edge import Facts, ProtocolEdge
 from mcp_platform.protocol.eras import MODERN_VERSIONS, is_modern
 from mcp_platform.stores.base import Notifier, SessionData
-from mcp_platform.transport.streams import LIST_CHANGED, SUBSCRIPTION_ID_KEY, listen_filter
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -60,15 +55,7 @@ logger = logging.getLogger(__name__)
 Write = Callable[[bytes], Awaitable[None]]
 """Writes one encoded message, newline included, to the client."""
 
-
-def _ladder_error(rejection: InboundLadderRejection) -> ProtocolError:
-    kinds: dict[int, type[ProtocolError]] = {HeaderMismatch.code: HeaderMismatch,
-                                             UnsupportedProtocolVersion.code: UnsupportedProtocolVersion}
-    return kinds.get(rejection.code, InvalidParams)(rejection.message, rejection.data)
-
-
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool)
+_SESSION_ID = "stdio"  # the connection is the session
 
 
 class StdioConnection:
@@ -76,8 +63,7 @@ class StdioConnection:
 
     def __init__(self, dispatcher: Dispatcher, write: Write, *, max_message_bytes: int,
                  principal: Principal = ANONYMOUS, notifier: Notifier | None = None) -> None:
-        self._dispatcher = dispatcher
-        self._notifier = notifier
+        self._edge = ProtocolEdge(dispatcher, calls=self, notifier=notifier)
         self._changes: asyncio.Task[None] | None = None
         self._write_raw = write
         self._max = max_message_bytes
@@ -114,62 +100,47 @@ class StdioConnection:
         line = line.strip()
         if not line:
             return
-        if len(line) > self._max:
-            await self._send_error(None, InvalidRequest(f"Invalid Request: a message may be at most {self._max} "
-                                                        "bytes"))
-            return
+        facts = Facts(self._principal)  # no headers: the ladder's header rungs are skipped
         try:
-            decoded = jsonrpc.parse_json(line)
-        except ProtocolError as exc:
-            await self._send_error(None, exc)
-            return
-        if isinstance(decoded, list):
-            await self._send_error(None, InvalidRequest("Invalid Request: JSON-RPC batches are not accepted"))
-            return
-        try:
-            message = jsonrpc.classify(decoded)
-        except ProtocolError as exc:
-            msg_id = decoded.get("id") if isinstance(decoded, dict) else None
-            await self._send_error(msg_id if _valid_id(msg_id) else None, exc)
-            return
-        if message.kind == "response":
-            self._route_reply(message)
-        elif message.kind == "notification":
-            self._notification(message)
-        else:
-            await self._request(message)
+            if len(line) > self._max:
+                raise InvalidRequest(f"Invalid Request: a message may be at most {self._max} bytes")
+            message = self._edge.decode(line, facts)
+            if isinstance(message, list):
+                raise InvalidRequest("Invalid Request: JSON-RPC batches are not accepted")
+            if message.kind == "request":
+                await self._request(message, facts)
+            else:
+                await self._edge.notification(message, _SESSION_ID, self._session)
+        except McpPlatformError as exc:
+            await self._send_error(facts.msg_id, exc)
 
     # -- requests ------------------------------------------------------------------------------------------------
 
-    async def _request(self, message: jsonrpc.Message) -> None:
+    async def _request(self, message: jsonrpc.Message, facts: Facts) -> None:
         assert message.id is not None
         if message.id in self._inflight:
-            await self._send_error(message.id, InvalidRequest(f"Invalid Request: id {message.id!r} is already in "
-                                                              "use by a running request"))
-            return
+            raise InvalidRequest(f"Invalid Request: id {message.id!r} is already in use by a running request")
         if message.method == "initialize":
-            await self._initialize(message)
+            await self._initialize(message, facts)
             return
         enveloped = is_modern(None, message.raw)
         if self._era is None and enveloped:
             self._era = "modern"
-        try:
-            if self._era == "modern":
-                call = self._modern_call(message)
-            elif self._era == "handshake":
-                if enveloped:
-                    raise InvalidRequest("Invalid Request: this connection began with initialize (handshake era); "
-                                         "requests carrying the 2026-07-28 _meta envelope are not accepted on it")
-                call = self._handshake_call(message)
-            elif message.method == "ping":
-                await self._send_result(message.id, b"{}")
-                return
-            else:
-                raise InvalidRequest("Invalid Request: send initialize first, or a 2026-07-28 request with its "
-                                     "_meta envelope")
-        except ProtocolError as exc:
-            await self._send_error(message.id, exc)
+        if self._era == "modern":
+            call = self._edge.modern_call(message, facts)
+        elif self._era == "handshake":
+            if enveloped:
+                raise InvalidRequest("Invalid Request: this connection began with initialize (handshake era); "
+                                     "requests carrying the 2026-07-28 _meta envelope are not accepted on it")
+            assert self._session is not None
+            call = self._edge.handshake_call(message, facts, _SESSION_ID, self._session)
+            call.server_request = self._server_request
+        elif message.method == "ping":
+            await self._write(jsonrpc.result_bytes(message.id, b"{}"))
             return
+        else:
+            raise InvalidRequest("Invalid Request: send initialize first, or a 2026-07-28 request with its "
+                                 "_meta envelope")
         work = self._listen(call) if call.modern and call.method == "subscriptions/listen" else self._run(call)
         task = asyncio.create_task(work, name=f"mcp-stdio {call.method} {call.id!r}")
         self._inflight[call.id] = task
@@ -179,117 +150,68 @@ class StdioConnection:
         if self._inflight.get(key) is task:
             del self._inflight[key]
 
-    async def _initialize(self, message: jsonrpc.Message) -> None:
-        assert message.id is not None
+    async def _initialize(self, message: jsonrpc.Message, facts: Facts) -> None:
         if self._era == "modern":
             requested = message.params.get("protocolVersion")
-            await self._send_error(message.id, UnsupportedProtocolVersion(
+            raise UnsupportedProtocolVersion(
                 "Unsupported protocol version: this connection serves 2026-07-28; initialize is not accepted on it",
-                {"supported": list(MODERN_VERSIONS), "requested": requested if isinstance(requested, str) else ""}))
-            return
+                {"supported": list(MODERN_VERSIONS), "requested": requested if isinstance(requested, str) else ""})
         if self._session is not None:
-            await self._send_error(message.id, InvalidRequest("Invalid Request: the session is already initialized"))
-            return
+            raise InvalidRequest("Invalid Request: the session is already initialized")
         # Inline, not a task: requests on the following lines must already see the session.
-        result, self._session = self._dispatcher.initialize(message.params, self._principal)
+        reply, self._session = self._edge.initialize(message, facts)
         self._era = "handshake"
-        await self._send_result(message.id, to_json(result))
-        if self._notifier is not None:
-            self._changes = asyncio.create_task(self._forward_changes(self._notifier, self._session))
-
-    def _handshake_call(self, message: jsonrpc.Message) -> Call:
-        session = self._session
-        assert session is not None and message.id is not None
-        call = Call(message.id, message.method, message.params, self._principal, False, session.protocol_version,
-                    session.client_capabilities, log_level=session.log_level or "info", session_id="stdio",
-                    session=session)
-        call.server_request = self._server_request
-        return call
-
-    def _modern_call(self, message: jsonrpc.Message) -> Call:
-        assert message.id is not None
-        verdict = classify_inbound_request(message.raw, headers=None, supported_modern_versions=MODERN_VERSIONS)
-        if isinstance(verdict, InboundLadderRejection):
-            raise _ladder_error(verdict)
-        capabilities = verdict.client_capabilities
-        if not isinstance(capabilities, dict):
-            raise InvalidParams("Invalid params: io.modelcontextprotocol/clientCapabilities must be an object")
-        level = message.params["_meta"].get(LOG_LEVEL_META_KEY)
-        return Call(message.id, message.method, message.params, self._principal, True, verdict.protocol_version,
-                    capabilities, log_level=level if isinstance(level, str) else None)
+        await self._write(reply)
+        if self._edge.notifier is not None:
+            self._changes = asyncio.create_task(self._forward_changes(self._session))
 
     async def _run(self, call: Call) -> None:
         call.notify = self._notify
-        dispatcher = self._dispatcher
         try:
-            if call.method == "tools/call":
-                prepared = await dispatcher.preflight_tool(call)
-                body = dispatcher.finish(call, await dispatcher.run_tool(call, prepared))
-            else:
-                body = await dispatcher.handle(call)
+            reply = await self._edge.answer(call)
         except asyncio.CancelledError:
             return  # cancelled by the client (or by shutdown): no reply, as the spec asks
-        except ProtocolError as exc:
-            await self._send_error(call.id, exc)
-            return
-        except InsufficientScope as exc:
-            await self._write(_error(call.id, {"code": -32003, "message": f"Forbidden: {exc}",
-                                               "data": {"requiredScope": exc.scope}}))
-            return
-        except RateLimited as exc:
-            await self._write(_error(call.id, {"code": -32029, "message": f"Too many requests: {exc}",
-                                               "data": {"retryAfter": max(1, int(exc.retry_after + 0.999))}}))
-            return
-        except Exception:
-            logger.exception("stdio request %s failed", call.method)
-            await self._write(_error(call.id, {"code": -32603, "message": "Internal error; see the server log"}))
-            return
-        await self._send_result(call.id, body)
+        await self._write(reply.body)
 
     # -- change notifications -------------------------------------------------------------------------------------
 
-    async def _forward_changes(self, notifier: Notifier, session: SessionData) -> None:
+    async def _forward_changes(self, session: SessionData) -> None:
         """Handshake era: list changes, and updates of the resources the client subscribed to."""
-        async for event in notifier.subscribe():
-            kind = event.get("kind")
-            if kind in LIST_CHANGED:
-                await self._notify(LIST_CHANGED[kind], {})
-            elif kind == "resource" and event.get("uri") in session.subscriptions:
-                await self._notify("notifications/resources/updated", {"uri": event["uri"]})
+        async def subscriptions() -> list[str]:
+            return session.subscriptions
+
+        async for message in self._edge.session_changes(subscriptions):
+            await self._write(message)
 
     async def _listen(self, call: Call) -> None:
         """2026-07-28 `subscriptions/listen`: an acknowledgement, then the granted kinds, until cancelled."""
         try:
-            granted = listen_filter(call.params)
+            events = self._edge.listen(call)
         except ProtocolError as exc:
             await self._send_error(call.id, exc)
             return
-        meta = {SUBSCRIPTION_ID_KEY: call.id}
-        await self._notify("notifications/subscriptions/acknowledged", {"notifications": granted, "_meta": meta})
-        if self._notifier is None:
-            return
-        kinds = {kind for key, kind in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"),
-                                        ("resourcesListChanged", "resources")) if granted.get(key)}
-        uris = set(granted.get("resourceSubscriptions", ()))
         with contextlib.suppress(asyncio.CancelledError):
-            async for event in self._notifier.subscribe():
-                kind = event.get("kind")
-                if kind in kinds:
-                    await self._notify(LIST_CHANGED[kind], {"_meta": meta})
-                elif kind == "resource" and event.get("uri") in uris:
-                    await self._notify("notifications/resources/updated", {"uri": event["uri"], "_meta": meta})
+            async for message in events:
+                await self._write(message)
 
-    # -- notifications and server-to-client requests --------------------------------------------------------------
+    # -- the client's messages about running calls, and server-to-client requests ---------------------------------
 
-    def _notification(self, message: jsonrpc.Message) -> None:
-        if message.method == "notifications/cancelled":
-            request_id = message.params.get("requestId")
-            if (isinstance(request_id, str | int) and not isinstance(request_id, bool)
-                    and (task := self._inflight.get(request_id)) is not None):
-                task.cancel()
-        elif message.method == "notifications/initialized" and self._session is not None:
-            self._session.initialized = True
-        # Anything else (roots/list_changed, the client's own progress) needs no action here.
+    async def cancel(self, session_id: str, request_id: Any) -> None:
+        """`notifications/cancelled`, in both eras: stdio has no response stream to close."""
+        if (task := self._inflight.get(request_id)) is not None:
+            task.cancel()
+
+    async def reply(self, session_id: str, request_id: Any, result: Any, error: Any) -> None:
+        """The client's answer to one of `_server_request`'s requests."""
+        waiting = self._replies.get(str(request_id))
+        if waiting is None or waiting.done():
+            logger.debug("ignoring a response to unknown request %r", request_id)
+            return
+        if isinstance(result, dict):
+            waiting.set_result(result)
+        else:
+            reason = error.get("message") if isinstance(error, dict) else None
+            waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason given'}"))
 
     async def _notify(self, method: str, params: dict[str, Any]) -> None:
         await self._write(to_json({"jsonrpc": "2.0", "method": method, "params": params}))
@@ -311,33 +233,14 @@ class StdioConnection:
         finally:
             self._replies.pop(request_id, None)
 
-    def _route_reply(self, message: jsonrpc.Message) -> None:
-        waiting = self._replies.get(str(message.id))
-        if waiting is None or waiting.done():
-            logger.debug("ignoring a response to unknown request %r", message.id)
-            return
-        result, error = message.raw.get("result"), message.raw.get("error")
-        if isinstance(result, dict):
-            waiting.set_result(result)
-        else:
-            reason = error.get("message") if isinstance(error, dict) else None
-            waiting.set_exception(ToolError(f"The client refused the request: {reason or 'no reason given'}"))
-
     # -- writing --------------------------------------------------------------------------------------------------
 
-    async def _send_result(self, msg_id: jsonrpc.RequestId, result: bytes) -> None:
-        await self._write(jsonrpc.result_bytes(msg_id, result))
-
-    async def _send_error(self, msg_id: jsonrpc.RequestId | None, exc: ProtocolError) -> None:
-        await self._write(_error(msg_id, error_object(exc, modern=self._era == "modern")))
+    async def _send_error(self, msg_id: jsonrpc.RequestId | None, exc: Exception) -> None:
+        await self._write(to_wire(exc, modern=self._era == "modern", msg_id=msg_id).body)
 
     async def _write(self, message: bytes) -> None:
         async with self._lock:
             await self._write_raw(message + b"\n")
-
-
-def _error(msg_id: jsonrpc.RequestId | None, error: dict[str, Any]) -> bytes:
-    return to_json({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
 # -- the process's own pipes ------------------------------------------------------------------------------------------
@@ -452,7 +355,7 @@ async def serve_stdio(app: Starlette) -> None:
         state = app.state.mcp
         max_bytes: int = state.settings.http.max_body_bytes
         with _claim_stdio() as (wire_in, wire_out):
-            connection = StdioConnection(state.endpoint.dispatcher, _stdout_writer(wire_out),
-                                         max_message_bytes=max_bytes, notifier=state.backends.find(Notifier))
+            connection = StdioConnection(state.dispatcher, _stdout_writer(wire_out), max_message_bytes=max_bytes,
+                                         notifier=state.core.notifier)
             logger.info("serving %d tools on stdio", len(state.registry))
             await connection.serve(_stdin_lines(wire_in, max_bytes))

@@ -1,30 +1,30 @@
 """Long-lived SSE streams: resuming a call's stream with `Last-Event-ID`, the standalone GET stream of a session,
-and 2026-07-28 `subscriptions/listen`. Change events come from the `Notifier`; replayed events from the
-`EventStore`.
+and 2026-07-28 `subscriptions/listen`. What they carry comes from the protocol edge (change notifications) or the
+`EventStore` (replayed events); `sse-starlette` serves them, with heartbeats, disconnect detection, a send timeout
+and a prompt end at server shutdown. (A POST reply that turns into SSE mid-call is `sse.CallStream`.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import logging
+from collections.abc import AsyncIterator
 
-from pydantic_core import to_json
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
-from mcp_platform.errors import InvalidParams
-from mcp_platform.stores.base import EventStore, Notifier
+from mcp_platform.errors import StoreUnavailable
+from mcp_platform.stores.base import EventStore
 from mcp_platform.stores.memory import new_stream_id
-from mcp_platform.transport.sse import SSE_HEADERS, sse_event, wait_disconnect
+from mcp_platform.transport.sse import SSE_HEADERS, sse_event
 
-__all__ = ["LIST_CHANGED", "StreamRecorder", "listen_filter", "serve_stream"]
+__all__ = ["StreamRecorder", "as_events", "replay", "serve_stream"]
 
-SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
-LIST_CHANGED = {"tools": "notifications/tools/list_changed", "prompts": "notifications/prompts/list_changed",
-                "resources": "notifications/resources/list_changed"}
-_FILTER_KEYS = {"toolsListChanged": "tools", "promptsListChanged": "prompts", "resourcesListChanged": "resources"}
+logger = logging.getLogger(__name__)
+
 _PING = b": ping\n\n"
+_SEND_TIMEOUT = 30.0
+"""Seconds one event may take to leave; a client that reads nothing for that long is dropped, freeing its stream."""
+_HEADERS = {name.decode(): value.decode() for name, value in SSE_HEADERS}
 
 
 class StreamRecorder:
@@ -60,83 +60,41 @@ async def replay(store: EventStore, session_id: str, last_event_id: str) -> Asyn
             yield sse_event(data, event_id)
 
 
-def _message(method: str, params: dict[str, Any]) -> bytes:
-    return sse_event(to_json({"jsonrpc": "2.0", "method": method, "params": params}))
+async def as_events(messages: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Encoded JSON-RPC messages as SSE events."""
+    async for message in messages:
+        yield sse_event(message)
 
 
-async def session_notifications(notifier: Notifier, subscriptions: Callable[[], Awaitable[list[str]]]
-                                ) -> AsyncIterator[bytes]:
-    """Handshake era: list-changed notifications, and resource updates for the URIs the session subscribed to."""
-    async for event in notifier.subscribe():
-        kind = event.get("kind")
-        if kind in LIST_CHANGED:
-            yield _message(LIST_CHANGED[kind], {})
-        elif kind == "resource" and event.get("uri") in await subscriptions():
-            yield _message("notifications/resources/updated", {"uri": event["uri"]})
-
-
-def listen_filter(params: dict[str, Any]) -> dict[str, Any]:
-    """The granted subset of a `subscriptions/listen` request's `notifications` filter."""
-    wanted = params.get("notifications")
-    if not isinstance(wanted, dict):
-        raise InvalidParams("Invalid params: subscriptions/listen needs a 'notifications' object")
-    granted: dict[str, Any] = {key: True for key in _FILTER_KEYS if wanted.get(key) is True}
-    uris = wanted.get("resourceSubscriptions")
-    if uris is not None:
-        if not isinstance(uris, list) or len(uris) > 1000 or not all(isinstance(u, str) for u in uris):
-            raise InvalidParams("Invalid params: resourceSubscriptions must be a list of at most 1000 URIs")
-        granted["resourceSubscriptions"] = sorted(set(uris))
-    return granted
-
-
-async def listen_events(notifier: Notifier, granted: dict[str, Any], subscription_id: Any) -> AsyncIterator[bytes]:
-    """2026-07-28: the acknowledgement, then only the kinds granted, each tagged with the subscription id."""
-    meta = {SUBSCRIPTION_ID_KEY: subscription_id}
-    yield _message("notifications/subscriptions/acknowledged", {"notifications": granted, "_meta": meta})
-    kinds = {_FILTER_KEYS[key] for key in _FILTER_KEYS if granted.get(key)}
-    uris = set(granted.get("resourceSubscriptions", ()))
-    async for event in notifier.subscribe():
-        kind = event.get("kind")
-        if kind in kinds:
-            yield _message(LIST_CHANGED[kind], {"_meta": meta})
-        elif kind == "resource" and event.get("uri") in uris:
-            yield _message("notifications/resources/updated", {"uri": event["uri"], "_meta": meta})
-
-
-async def serve_stream(send: Send, receive: Receive, events: AsyncIterator[bytes], *, heartbeat: float,
-                       first: bytes = b"") -> None:
-    """An SSE response fed by `events`, with heartbeats while quiet. Ends when `events` ends (a replayed call
-    reached its reply) or when the client leaves; either way nothing is left running."""
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    lock = asyncio.Lock()
-    await send({"type": "http.response.body", "body": first or _PING, "more_body": True})
-
-    async def pump() -> None:
-        async for chunk in events:
-            async with lock:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-    loop = asyncio.get_running_loop()
-    pumping = loop.create_task(pump())
-    gone = loop.create_task(wait_disconnect(receive))
+async def _framed(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    # A first comment at once, so the client (and any proxy) sees the stream open before the first event.
+    yield _PING
     try:
-        while True:
-            done, _ = await asyncio.wait({pumping, gone}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
-            if gone in done:
-                return
-            if pumping in done:
-                pumping.result()
-                async with lock:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            async with lock:
-                with contextlib.suppress(OSError):
-                    await send({"type": "http.response.body", "body": _PING, "more_body": True})
+        async for chunk in events:
+            yield chunk
+    except StoreUnavailable as exc:
+        # The stream cannot go on; ending it lets the client reconnect (and resume) once the store is back.
+        logger.warning("ending an SSE stream: %s", exc)
     finally:
-        for task in (pumping, gone):
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await pumping
-        if isinstance(events, AsyncIterator) and hasattr(events, "aclose"):
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
             with contextlib.suppress(Exception):
-                await events.aclose()
+                await aclose()
+
+
+async def serve_stream(scope: Scope, receive: Receive, send: Send, events: AsyncIterator[bytes], *,
+                       heartbeat: float) -> None:
+    """An SSE response fed by `events` (SSE-framed bytes), with a heartbeat comment every `heartbeat` seconds.
+    Ends when `events` ends (a replayed call reached its reply), when the client leaves or stops reading, or when
+    the server shuts down; either way nothing is left running."""
+    # Imported here, on the first stream: it imports uvicorn, which stdio never needs.
+    from sse_starlette import EventSourceResponse, ServerSentEvent
+    from sse_starlette.sse import SendTimeoutError
+
+    response = EventSourceResponse(
+        _framed(events), headers=_HEADERS, ping=heartbeat, sep="\n", send_timeout=_SEND_TIMEOUT,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"))
+    try:
+        await response(scope, receive, send)
+    except (SendTimeoutError, OSError) as exc:
+        logger.debug("SSE client stopped reading: %r", exc)

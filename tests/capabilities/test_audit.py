@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from mcp_platform.capabilities.audit import AUDIT_LOG, AuditBacklog, AuditLog, digest_arguments, recent_tool_calls
-from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import ToolCallRecord
@@ -186,13 +185,15 @@ async def test_recent_tool_calls_stays_under_the_result_cap(tmp_path: Path, audi
         await audit.on_tool_call(_record(who=f"principal-{i}", n=i))
     backends = Backends()
     backends.add(audit)
-    backends.add(ConfigManager(make_settings(tmp_path, tools={"max_result_bytes": 20_000})))
-    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin")))
+    settings = make_settings(tmp_path, tools={"max_result_bytes": 20_000})
+    result = await call(recent_tool_calls, {"limit": 500}, context(backends, principal("root", "admin"),
+                                                                   settings=settings))
     assert not result.is_error and result.structured["truncated"] is True
     assert len(text(result)) < 10_000
     entries = result.structured["entries"]
     assert 10 < len(entries) < 500 and entries[0]["principal"] == "principal-499"
-    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin")))
+    small = await call(recent_tool_calls, {"limit": 5}, context(backends, principal("root", "admin"),
+                                                                settings=settings))
     assert small.structured["truncated"] is False and len(small.structured["entries"]) == 5
 
 
@@ -224,3 +225,50 @@ def test_tool_definition_matches_the_catalogue() -> None:
     limit = built.input_schema["properties"]["limit"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 500, 20)
     assert set(built.input_schema["properties"]) == {"limit", "tool"}
+
+
+@pytest.mark.anyio
+async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tmp_path: Path) -> None:
+    """The state database is locked by another process (as a long migration or backup would): calls go on until
+    the queue is full, then new ones get 503 with Retry-After without running, and everything recovers."""
+    import sqlite3
+
+    from mcp_platform.app import create_app
+    from tests.support import asgi_client, modern_headers, modern_request
+    from tests.support import make_settings as app_settings
+
+    settings = app_settings(tmp_path, audit={"max_pending": 1, "admit_timeout_seconds": 0.2},
+                             rate_limit={"enabled": False})
+    call_add = modern_request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
+    async with asgi_client(create_app(settings)) as client:
+        async def add() -> Any:
+            return await client.post("/mcp", json=call_add, headers=modern_headers("tools/call", "add"))
+
+        assert (await add()).status_code == 200
+        with anyio.fail_after(10):
+            while (await client.get("/metrics")).text.find("mcp_platform_audit_queue_depth 0.0") < 0:
+                await anyio.sleep(0.01)  # the first entry is written before the database is locked
+        lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            statuses: list[int] = []
+            with anyio.fail_after(10):
+                while 503 not in statuses and len(statuses) < 5:
+                    response = await add()
+                    statuses.append(response.status_code)
+            assert statuses[-1] == 503 and set(statuses[:-1]) == {200}, statuses
+            assert response.headers["retry-after"] == "1" and "audit log" in response.text
+            metrics = (await client.get("/metrics")).text
+            assert "mcp_platform_audit_refused_calls_total 1.0" in metrics
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        with anyio.fail_after(10):
+            while (retry := await add()).status_code != 200:
+                await anyio.sleep(0.01)
+        recent = modern_request("tools/call", {"name": "recent_tool_calls", "arguments": {"limit": 50}})
+        listed = await client.post("/mcp", json=recent, headers=modern_headers("tools/call", "recent_tool_calls"))
+        entries = listed.json()["result"]["structuredContent"]["entries"]
+        # Every call that ran is recorded; the refused one never ran, so it is not there.
+        assert [e["tool"] for e in entries].count("add") == 1 + (len(statuses) - 1) + 1
+        assert retry.status_code == 200

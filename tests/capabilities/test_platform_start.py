@@ -1,4 +1,4 @@
-"""The five platform capabilities started in order, as the app's lifespan does, and wired to each other."""
+"""The five platform capabilities started in order, as the app's lifespan does, and wired to the core."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit
+from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, start_capabilities
 from mcp_platform.capabilities.audit import AuditLog
 from mcp_platform.capabilities.flags import FlagStore
 from mcp_platform.capabilities.metrics import Metrics
 from mcp_platform.capabilities.ratelimit import RateLimiter
 from mcp_platform.config_reload import ConfigManager
-from mcp_platform.context import Backends
+from mcp_platform.context import ToolContext
 from mcp_platform.errors import RateLimited
 from mcp_platform.hooks import Hooks, ToolCallRecord
 from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
 from mcp_platform.stores.sql import StateDB
-from tests.capabilities.support import state_url
+from tests.capabilities.support import host, principal, state_url
 
 ORDER = (config, flags, metrics, ratelimit, audit)
 
@@ -49,18 +49,12 @@ async def test_started_capabilities_observe_calls_and_follow_reloads(tmp_path: P
     settings = load_settings(path)
     db = StateDB(settings.state.url)
     await db.start()
-    hooks = Hooks()
-    backends = Backends()
-    backends.add(db)
-    backends.add(hooks)
-    backends.add(settings, Settings)
-    registry = Registry()
-    registry.add_all(flags.CAPABILITY.tools)
-    backends.add(registry)
+    core = host(settings=settings, state_db=db)
+    hooks, backends = core.hooks, core.backends
+    core.registry.add_all(flags.CAPABILITY.tools)
     try:
         async with AsyncExitStack() as stack:
-            for module in ORDER:
-                await module.CAPABILITY.start(settings, backends, stack)
+            await start_capabilities([module.CAPABILITY for module in ORDER], core, stack)
             for tool_name in ("feature_flags", "not_registered"):
                 await hooks.emit_tool_call(
                     ToolCallRecord("alice", tool_name, {"x": 1}, "ok", 0.01, 1_700_000_000.0, 1))
@@ -91,20 +85,21 @@ async def test_started_capabilities_observe_calls_and_follow_reloads(tmp_path: P
             assert limiter.describe()["per_principal"]["burst"] == 7
             assert backends.get(AuditLog).retention == 9
             assert [f.name for f in await backends.get(FlagStore).values()] == ["gamma"]
-            assert backends.get(Settings) is backends.get(ConfigManager).current
+            ctx = ToolContext(principal=principal(), tool_name="t", request_id=1, protocol_version="2025-11-25",
+                              core=core)
+            assert ctx.settings is ctx.backend(Settings) is backends.get(ConfigManager).current
+            assert ctx.settings.audit.retention == 9 and ctx.flag("gamma") is True
         assert hooks == Hooks()  # every callback removed at shutdown
     finally:
         await db.close()
 
 
 @pytest.mark.anyio
-async def test_config_start_keeps_a_manager_the_app_made(tmp_path: Path) -> None:
+async def test_config_tools_operate_the_manager_the_app_made(tmp_path: Path) -> None:
     path = tmp_path / "mcp-platform.toml"
     _write(path, burst=3, retention=50, flag="beta")
-    settings = load_settings(path)
-    made = ConfigManager(settings, overrides={"log_level": "debug"})
-    backends = Backends()
-    backends.add(made)
+    made = ConfigManager(load_settings(path), overrides={"log_level": "debug"})
+    core = host(config=made)
     async with AsyncExitStack() as stack:
-        await config.CAPABILITY.start(settings, backends, stack)
-    assert backends.get(ConfigManager) is made
+        await start_capabilities([config.CAPABILITY], core, stack)
+    assert core.backends.get(ConfigManager) is made

@@ -18,7 +18,7 @@ from mcp_platform.capabilities.static import (
 )
 from mcp_platform.context import Backends
 from mcp_platform.errors import ResourceNotFound
-from tests.capabilities.support import call, context, make_settings, text
+from tests.capabilities.support import call, context, make_settings, start_capability, text
 
 SECRET = "TOP-SECRET-OUTSIDE"
 HIDDEN = "HIDDEN-INSIDE"
@@ -48,10 +48,9 @@ def build_tree(tmp_path: Path) -> Path:
 
 
 async def start(root: Path, **static: Any) -> Backends:
-    backends = Backends()
     async with AsyncExitStack() as stack:
-        await CAPABILITY.start(make_settings(root, static={"root": root, **static}), backends, stack)
-    return backends
+        core = await start_capability(CAPABILITY, stack, make_settings(root, static={"root": root, **static}))
+    return core.backends
 
 
 HOSTILE_PATHS: list[str] = [

@@ -25,7 +25,7 @@ from mcp_platform.errors import InvalidParams
 from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import StaticSettings
-from tests.capabilities.support import call, context, make_settings, principal, text
+from tests.capabilities.support import call, context, host, make_settings, principal, start_capability, text
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
                     "f0bf1e0007830282cd3a2c690000000049454e44ae426082")
@@ -51,11 +51,10 @@ def build_tree(root: Path) -> Path:
 
 
 async def start(root: Path, **settings: Any) -> Backends:
-    backends = Backends()
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
-        await CAPABILITY.start(make_settings(root, static=static, **settings), backends, stack)
-    return backends
+        core = await start_capability(CAPABILITY, stack, make_settings(root, static=static, **settings))
+    return core.backends
 
 
 @pytest.fixture
@@ -250,7 +249,7 @@ def progress_context(backends: Backends, sent: list[tuple[str, dict[str, Any]]])
         sent.append((method, params))
 
     return ToolContext(principal=principal(), tool_name="search_static_files", request_id=7,
-                       protocol_version="2025-11-25", backends=backends, notify=notify, progress_token="tok")
+                       protocol_version="2025-11-25", core=host(backends), notify=notify, progress_token="tok")
 
 
 @pytest.mark.anyio

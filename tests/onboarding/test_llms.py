@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from mcp_platform.app import create_app, default_capabilities
 from mcp_platform.cli import main
 from mcp_platform.discovery import discover
-from mcp_platform.onboarding.llms import build_registry, render
+from mcp_platform.onboarding.llms import build_registry
+from mcp_platform.reference.llms import render
 from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings
 from tests.support import FIXTURE_TOOLS, asgi_client, make_settings

@@ -68,7 +68,7 @@ async def connected(tmp_path: Path, max_bytes: int = 4096) -> AsyncIterator[Peer
     peer = Peer()
     async with app.router.lifespan_context(app):
         state = app.state.mcp
-        peer.notifier = state.backends.find(Notifier)
+        peer.notifier = state.core.notifier
         connection = StdioConnection(state.endpoint.dispatcher, peer.write, max_message_bytes=max_bytes,
                                      notifier=peer.notifier)
         serving = asyncio.create_task(connection.serve(peer.lines()))

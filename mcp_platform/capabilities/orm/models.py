@@ -1,8 +1,8 @@
 """Which models the ORM tools may reach: `expose_model` marks a declarative class, `@seed` marks a data loader.
 
 Both only mark what they decorate; nothing is registered globally. `collect_models` and `collect_seeds` find the
-marks in the modules tool discovery imported, and the lead's start-up code hands them to the backend wrapped in
-`ExposedModels` and `SeedHooks` (typed lists, so `Backends` can look them up by type).
+marks in the modules tool discovery imported; the ORM capability's start hands them to the backend wrapped in
+`ExposedModels` and `SeedHooks`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ExposedModel:
 
 
 class ExposedModels(list[ExposedModel]):
-    """The models to expose, as put into `Backends` before the ORM capability starts."""
+    """The models to expose, collected from the tool modules when the ORM capability starts."""
 
 
 @overload
@@ -141,7 +141,7 @@ class SeedHook:
 
 
 class SeedHooks(list[SeedHook]):
-    """The seed hooks to run, as put into `Backends` before the ORM capability starts."""
+    """The seed hooks to run, collected from the tool modules when the ORM capability starts."""
 
 
 def seed(fn: SeedFn) -> SeedFn:

@@ -1,5 +1,5 @@
 """The ORM tools: list and describe exposed models, query, fetch and count records, and (writable models only)
-create, update and delete them. The capability starts an `OrmBackend` for the models put into `Backends`.
+create, update and delete them. The capability starts an `OrmBackend` for the models the tool modules expose.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from mcp_platform.capabilities import Capability
+from mcp_platform.capabilities import Capability, Started
 from mcp_platform.capabilities.orm import records
 from mcp_platform.capabilities.orm.backend import OrmBackend
 from mcp_platform.capabilities.orm.filters import operators_for
-from mcp_platform.capabilities.orm.models import ExposedModels, SeedHooks
+from mcp_platform.capabilities.orm.models import ExposedModels, SeedHooks, collect_models, collect_seeds
 from mcp_platform.capabilities.orm.serialize import Kind
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.registry import tool
 
 if TYPE_CHECKING:
@@ -305,13 +306,13 @@ def cursor_secret(settings: Settings) -> bytes | None:
     return hmac.new(key, b"mcp-platform/orm/cursors", hashlib.sha256).digest()
 
 
-async def start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
-    """Start the backend for the models and seeds the lead's discovery put into `backends`."""
-    models = backends.find(ExposedModels) or ExposedModels()
-    seeds = backends.find(SeedHooks) or SeedHooks()
+async def start(core: Core, stack: AsyncExitStack) -> Started:
+    """Start the backend for the models and seeds the discovered tool modules declare."""
+    settings, modules = core.settings, core.discovered.modules
+    models, seeds = ExposedModels(collect_models(modules)), SeedHooks(collect_seeds(modules))
     backend = OrmBackend(settings.database, models, seeds=seeds, secret=cursor_secret(settings))
     await stack.enter_async_context(backend)
-    backends.add(backend)
+    return Started(backends=[backend], health={"database": backend.health})
 
 
 CAPABILITY = Capability(

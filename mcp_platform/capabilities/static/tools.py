@@ -12,23 +12,20 @@ import hashlib
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import anyio.to_thread
 from pydantic import Field
 
-from mcp_platform.capabilities import Capability
+from mcp_platform.capabilities import Capability, Started
 from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.capabilities.static.models import SearchResults, StaticFileChunk, StaticListing
 from mcp_platform.capabilities.static.paths import MAX_PATH_CHARS
 from mcp_platform.capabilities.static.resources import StaticResourceProvider
 from mcp_platform.capabilities.static.watch import StaticWatcher
-from mcp_platform.context import Backends, ToolContext
+from mcp_platform.context import ToolContext
+from mcp_platform.core import Core
 from mcp_platform.registry import tool
-from mcp_platform.stores.base import Notifier
-
-if TYPE_CHECKING:
-    from mcp_platform.settings import Settings
 
 __all__ = ["CAPABILITY", "list_static_files", "read_static_file", "search_static_files"]
 
@@ -98,7 +95,8 @@ async def search_static_files(
     return await ctx.backend(StaticFiles).search_files(query, path, limit, progress=ctx.report_progress)
 
 
-async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) -> None:
+async def _start(core: Core, stack: AsyncExitStack) -> Started:
+    settings = core.settings
     # Resolving the root touches the disk: do it in a worker thread like every other file operation.
     # With a configured secret_key, cursors verify on every instance behind a load balancer and survive restarts.
     key = settings.secret_key.get_secret_value().encode() if settings.secret_key else None
@@ -108,10 +106,8 @@ async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) 
     if not files.root_exists():
         logger.warning("static files folder %s does not exist; the static-file tools will say so when called",
                        settings.static.root)
-    backends.add(files)
-    backends.add(StaticResourceProvider(files))
-    notifier = backends.find(Notifier)  # type: ignore[type-abstract]
-    if notifier is not None and settings.static.watch_seconds > 0:
+    notifier = core.notifier
+    if settings.static.watch_seconds > 0:
         def listening() -> bool:
             # A notifier that cannot count its listeners (a shared one) is assumed to have some.
             count = getattr(notifier, "subscriber_count", None)
@@ -121,6 +117,8 @@ async def _start(settings: Settings, backends: Backends, stack: AsyncExitStack) 
                                 allow_hidden=settings.static.allow_hidden, listening=listening)
         task = asyncio.get_running_loop().create_task(watcher.run())
         stack.callback(task.cancel)
+    provider = StaticResourceProvider(files)
+    return Started(backends=[files, provider], resource_providers=[provider])
 
 
 CAPABILITY = Capability(

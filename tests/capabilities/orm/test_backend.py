@@ -15,10 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from mcp_platform.capabilities.orm import (
     CAPABILITY,
     ORM_WRITE_TOOLS,
-    ExposedModels,
     OrmBackend,
     SeedHook,
-    SeedHooks,
     collect_models,
     collect_seeds,
     expose_model,
@@ -31,13 +29,12 @@ from mcp_platform.capabilities.orm.tools import (
     list_models,
     query_records,
 )
-from mcp_platform.context import Backends
 from mcp_platform.errors import ConfigError, ToolError
 from mcp_platform.registry import Registry
 from mcp_platform.settings import DatabaseSettings
 from mcp_platform.stores.sql import STATE_METADATA
 from tests.capabilities.orm.conftest import Caller, open_shop
-from tests.capabilities.support import call, make_settings, text
+from tests.capabilities.support import call, make_settings, start_capability, text
 from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
 from tools import shop
 from tools.shop import Customer  # imported, not defined here: collect_models must not report it for this module
@@ -246,14 +243,11 @@ async def test_unknown_exposed_fields_fail_at_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_capability_starts_from_the_models_in_backends(tmp_path: Path) -> None:
+async def test_capability_starts_from_the_models_of_the_tool_modules(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database={"url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"})
-    backends = Backends()
-    backends.add(ExposedModels(collect_models([shop])))
-    backends.add(SeedHooks(collect_seeds([shop])))
     async with AsyncExitStack() as stack:
-        await CAPABILITY.start(settings, backends, stack)
-        listing = await Caller(backends.get(OrmBackend)).ok(list_models)
+        core = await start_capability(CAPABILITY, stack, settings, modules=[shop])
+        listing = await Caller(core.backends.get(OrmBackend)).ok(list_models)
     assert [(m["name"], m["writable"], m["row_count"]) for m in listing["models"]] == [
         ("Customer", True, 12), ("Product", False, 10), ("Order", True, 30), ("OrderItem", False, 60)]
 
@@ -261,16 +255,12 @@ async def test_capability_starts_from_the_models_in_backends(tmp_path: Path) -> 
 @pytest.mark.anyio
 async def test_instances_sharing_secret_key_accept_each_others_cursors(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-    models = ExposedModels(collect_models([shop]))
     cursors: list[str] = []
     for secret_key in ("k" * 32, "k" * 32, "other-key-" * 4, None):
         settings = make_settings(tmp_path, database={"url": url}, secret_key=secret_key)
-        backends = Backends()
-        backends.add(models)
-        backends.add(SeedHooks(collect_seeds([shop])))
         async with AsyncExitStack() as stack:
-            await CAPABILITY.start(settings, backends, stack)
-            caller = Caller(backends.get(OrmBackend))
+            core = await start_capability(CAPABILITY, stack, settings, modules=[shop])
+            caller = Caller(core.backends.get(OrmBackend))
             if cursors:
                 result = await call(query_records, {"model": "Customer", "limit": 2, "cursor": cursors[0]},
                                     caller.ctx)
@@ -284,10 +274,9 @@ async def test_instances_sharing_secret_key_accept_each_others_cursors(tmp_path:
 @pytest.mark.anyio
 async def test_capability_starts_empty_without_models(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database={"url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"})
-    backends = Backends()
     async with AsyncExitStack() as stack:
-        await CAPABILITY.start(settings, backends, stack)
-        caller = Caller(backends.get(OrmBackend))
+        core = await start_capability(CAPABILITY, stack, settings)
+        caller = Caller(core.backends.get(OrmBackend))
         assert (await caller.ok(list_models))["models"] == []
         assert "no model is exposed" in await caller.fails(count_records, model="Customer")
 
