@@ -10,7 +10,7 @@ keep-alive connection, switches it off and dumps: everything the server process 
 thread: the event loop, the audit writer, SQLite's thread), divided by the number of calls.
 
     python benchmarks/instructions.py [--calls 1000] [--server ours|ours-core|sdk-json|starlette]
-                                      [--era modern|handshake] [--no-auth] [--code DIR]
+                                      [--era modern|handshake] [--no-auth] [--code DIR] [--log-level LEVEL]
 
 `--code DIR` runs the server from another checkout (PYTHONPATH=DIR), to compare two commits with one venv.
 `bench.py --instructions` runs this for ours (both eras, with bearer auth and with `--no-auth`), the SDK's
@@ -25,7 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,8 +79,9 @@ def _callgrind(*args: str) -> None:
 
 
 def count(kind: ServerKind, era: Era, auth: bool, calls: int, cpu: int | None = None,
-          code: str | None = None) -> float:
-    """Instructions the server executes per tools/call, over `calls` sequential calls after a warm-up."""
+          code: str | None = None, settings: Mapping[str, Any] | None = None) -> float:
+    """Instructions the server executes per tools/call, over `calls` sequential calls after a warm-up.
+    `settings`: extra TOML settings for ours (e.g. `{"log_level": "warning"}`)."""
     if kind in ("sdk-sse",):
         raise ValueError("count JSON replies only: the SDK's SSE mode has no Content-Length to read by")
     auth = auth and kind in ("ours", "ours-core")
@@ -86,7 +89,7 @@ def count(kind: ServerKind, era: Era, auth: bool, calls: int, cpu: int | None = 
         workdir = Path(tmp)
         out = workdir / "callgrind.out"
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-        server = spawn(kind, "uvloop", workdir / "server", cpu, auth=auth, wrapper=wrapper,
+        server = spawn(kind, "uvloop", workdir / "server", cpu, auth=auth, wrapper=wrapper, settings=settings,
                        env_extra={"PYTHONPATH": code} if code else None, timeout=VALGRIND_STARTUP_TIMEOUT)
         try:
             session_id = handshake(server.port, auth) if era == "handshake" else None
@@ -119,8 +122,11 @@ def main() -> int:
     parser.add_argument("--era", choices=["modern", "handshake"], default="modern")
     parser.add_argument("--no-auth", action="store_true")
     parser.add_argument("--code", help="run the server from this checkout (PYTHONPATH)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="ours: `log_level` in its TOML file (the shipped default, info, logs every request)")
     args = parser.parse_args()
-    per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code)
+    settings = {"log_level": args.log_level} if args.log_level else None
+    per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code, settings=settings)
     auth = "bearer" if args.server.startswith("ours") and not args.no_auth else "no auth"
     print(f"{per_call / 1000:.1f}k instructions per call ({args.server}, {args.era}, {auth}, {args.calls} calls)")
     return 0

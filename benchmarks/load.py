@@ -263,7 +263,8 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     """The nearest-rank percentile of already sorted values (0 for none)."""
     if not sorted_values:
         return 0.0
-    index = min(len(sorted_values) - 1, max(0, math.ceil(pct / 100 * len(sorted_values)) - 1))
+    rank = math.ceil(round(pct / 100 * len(sorted_values), 9))  # round: 99.9 / 100 * 1000 is 999.0000000000001
+    index = min(len(sorted_values) - 1, max(0, rank - 1))
     return sorted_values[index]
 
 
