@@ -59,7 +59,7 @@ from benchmarks.scenarios import (  # noqa: E402
     Row,
     Scenario,
 )
-from benchmarks.servers import MODERN_VERSION, STACKS, CheckFailed, Stack, check_call, handshake, spawn  # noqa: E402
+from benchmarks.servers import MODERN_VERSION, STACK_LABELS, STACKS, CheckFailed, Stack, check_call, handshake, spawn  # noqa: E402
 from benchmarks.state import RedisProbe, observed_redis, redis_summary, throwaway_postgres  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -209,8 +209,9 @@ def run_soak(scenario: Scenario, stack: Stack, minutes: float, wrk: str, root: P
 
 def print_soak(soak: dict[str, Any]) -> None:
     print()
-    print(f"Soak: {soak['scenario']} on {soak['stack']}, {soak['connections']} connections, {soak['minutes']:g} "
-          f"minutes, RSS every {SOAK_SAMPLE_SECONDS:g} s: spread (max - min) {soak.get('spread_mib')} MiB, "
+    print(f"Soak: {soak['scenario']} on {STACK_LABELS[soak['stack']]}, {soak['connections']} connections, "
+          f"{soak['minutes']:g} minutes, RSS every {SOAK_SAMPLE_SECONDS:g} s: spread (max - min) "
+          f"{soak.get('spread_mib')} MiB, "
           f"last - first {soak.get('growth_mib')} MiB; {soak.get('requests')} requests, {soak.get('errors')} "
           f"errors; {'ok' if soak['ok'] else 'FAILED'}")
     print("  " + ", ".join(f"{s['seconds']:.0f}s {s['rss_kib'] / 1024:.1f}" for s in soak["samples"]
@@ -336,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert wrk is not None
             soak = run_soak(chosen, stack, args.soak, wrk, tmp, cpus)
         print_soak(soak)
-        found = targets([], [], soak)
+        found = [t for t in targets([], [], soak) if t.name.startswith("RSS flat")]
         print_targets(found)
         if args.json:
             args.json.write_text(json.dumps({"environment": env, "soak": soak,
