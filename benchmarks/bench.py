@@ -9,7 +9,7 @@ capability, the audit log, metrics, bearer auth from MCP_PLATFORM_TOKEN) plus a 
 the first CPU, and is loaded at 1, 16, 64 and 256 keep-alive connections in turn by `wrk -t1 --timeout 10s` on
 the second CPU (or a bounded asyncio generator when wrk is missing). Then each of ours, the SDK's stateful JSON
 and 2026-07-28 JSON modes and the Starlette route is counted under callgrind: instructions per call, a figure
-that does not move with the machine's load. Every server is first checked for a correct answer (HTTP 200 and a
+that hardly moves with the machine's load. Every server is first checked for a correct answer (HTTP 200 and a
 result of 3), and again after its load; every reply under load is checked too.
 
     python benchmarks/bench.py [--duration 5 | --quick] [--connections 1,16,64,256] [--stack uvloop|asyncio]
