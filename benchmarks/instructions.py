@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Instructions per tools/call, counted by `valgrind --tool=callgrind`: a figure that does not move with the
+"""Instructions per tools/call, counted by `valgrind --tool=callgrind`: a figure that hardly moves with the
 machine's load, so that a change of a few percent can be seen on a shared 2-core box.
 
 The server is started as `servers.py` starts it (ours by its CLI with the shipped defaults plus a trivial tool
