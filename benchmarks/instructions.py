@@ -1,56 +1,54 @@
 #!/usr/bin/env python
-"""Instructions per tools/call, counted by `valgrind --tool=callgrind`: a figure that does not move with the
+"""Instructions per tools/call, counted by `valgrind --tool=callgrind`: a figure that hardly moves with the
 machine's load, so that a change of a few percent can be seen on a shared 2-core box.
 
-Our server is started by its CLI (`python -m mcp_platform serve`) with its shipped defaults (every built-in
-capability, the audit log, metrics, bearer auth) plus a trivial `add` tool and `[rate_limit] enabled = false`,
-under callgrind with instrumentation off. After a warm-up the script switches instrumentation on
-(`callgrind_control -i on`), makes `--calls` sequential calls on one keep-alive connection, switches it off and
-dumps: everything the server process executed in that window, divided by the number of calls.
+The server is started as `servers.py` starts it (ours by its CLI with the shipped defaults plus a trivial tool
+module and `[rate_limit] enabled = false`), on uvloop + httptools, under callgrind with instrumentation off. After
+the cold-start `initialize` (and, in the handshake era, `notifications/initialized`) and a warm-up of 200 calls,
+the script switches instrumentation on (`callgrind_control -i on`), makes `--calls` sequential calls on one
+keep-alive connection, switches it off and dumps: everything the server process executed in that window (every
+thread: the event loop, the audit writer, SQLite's thread), divided by the number of calls.
 
-    python benchmarks/instructions.py [--calls 1000] [--era modern|handshake] [--no-auth] [--code DIR]
-                                      [--profile FILE]
+    python benchmarks/instructions.py [--calls 1000] [--server ours|ours-core|sdk-json|starlette]
+                                      [--era modern|handshake] [--no-auth] [--code DIR] [--log-level LEVEL]
 
 `--code DIR` runs the server from another checkout (PYTHONPATH=DIR), to compare two commits with one venv.
+`bench.py --instructions` runs this for ours (both eras, with bearer auth and with `--no-auth`), the SDK's
+stateful JSON mode and its 2026-07-28 JSON mode, and the plain Starlette route, in one go.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-TOKEN = "instructions-bench-token-0123456789"
-TOOL = '''\
-from mcp_platform import tool
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.servers import (  # noqa: E402
+    HOST,
+    PATH,
+    CheckFailed,
+    Era,
+    ServerKind,
+    call_body,
+    call_headers,
+    handshake,
+    spawn,
+)
 
-
-@tool(read_only=True, title="Add")
-async def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-'''
-META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+WARMUP_CALLS = 200
+VALGRIND_STARTUP_TIMEOUT = 600.0
 
 
 def _http(sock: socket.socket, request: bytes) -> tuple[bytes, bytes]:
+    """One request on a keep-alive connection; the reply's head and body (by Content-Length)."""
     sock.sendall(request)
     data = b""
     while b"\r\n\r\n" not in data:
@@ -62,109 +60,75 @@ def _http(sock: socket.socket, request: bytes) -> tuple[bytes, bytes]:
     match = re.search(rb"(?i)content-length:\s*(\d+)", head)
     length = int(match.group(1)) if match else 0
     while len(body) < length:
-        body += sock.recv(65536)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        body += chunk
     return head, body
 
 
-def _request(port: int, method: str, params: dict[str, object], *, auth: bool, era: str,
-             session: str | None = None, msg_id: int = 1) -> bytes:
-    if era == "modern":
-        params = {**params, "_meta": META}
-    body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}).encode()
-    lines = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
-             "Accept: application/json, text/event-stream", f"Content-Length: {len(body)}"]
-    if auth:
-        lines.append(f"Authorization: Bearer {TOKEN}")
-    if era == "modern":
-        lines += ["MCP-Protocol-Version: 2026-07-28", f"Mcp-Method: {method}"]
-        if method == "tools/call":
-            lines.append(f"Mcp-Name: {params['name']}")
-    else:
-        lines.append("MCP-Protocol-Version: 2025-11-25")
-        if session is not None:
-            lines.append(f"Mcp-Session-Id: {session}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+def raw_call(port: int, era: Era, auth: bool, session_id: str | None) -> bytes:
+    body = call_body(era, 1)
+    headers = call_headers(era, auth, session_id) | {"Host": f"{HOST}:{port}", "Content-Length": str(len(body))}
+    return (f"POST {PATH} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() \
+        + body
 
 
-def count(calls: int, era: str, auth: bool, code: str | None, keep: Path | None = None) -> float:
+def _callgrind(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+
+
+def count(kind: ServerKind, era: Era, auth: bool, calls: int, cpu: int | None = None,
+          code: str | None = None, settings: Mapping[str, Any] | None = None) -> float:
+    """Instructions the server executes per tools/call, over `calls` sequential calls after a warm-up.
+    `settings`: extra TOML settings for ours (e.g. `{"log_level": "warning"}`)."""
+    if kind in ("sdk-sse",):
+        raise ValueError("count JSON replies only: the SDK's SSE mode has no Content-Length to read by")
+    auth = auth and kind in ("ours", "ours-core")
     with tempfile.TemporaryDirectory(prefix="mcpp-instr-") as tmp:
-        work = Path(tmp)
-        (work / "tools").mkdir()
-        (work / "tools" / "bench.py").write_text(TOOL)
-        (work / "mcp-platform.toml").write_text("[rate_limit]\nenabled = false\n")
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
-        env["MCP_PLATFORM_TOKEN"] = TOKEN
-        if code is not None:
-            env["PYTHONPATH"] = code
-        out = work / "callgrind.out"
-        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                sys.executable, "-m", "mcp_platform", "serve", "--port", str(port), "--tools-dir",
-                str(work / "tools")]
-        if not auth:
-            argv.append("--no-auth")
-        with (work / "server.log").open("w") as log:
-            server = subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        workdir = Path(tmp)
+        out = workdir / "callgrind.out"
+        wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        server = spawn(kind, "uvloop", workdir / "server", cpu, auth=auth, wrapper=wrapper, settings=settings,
+                       env_extra={"PYTHONPATH": code} if code else None, timeout=VALGRIND_STARTUP_TIMEOUT)
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError((work / "server.log").read_text()) from None
-                    time.sleep(0.5)
-            with sock:
-                session = None
-                if era == "handshake":
-                    init: dict[str, object] = {"protocolVersion": "2025-11-25", "capabilities": {},
-                            "clientInfo": {"name": "bench", "version": "1"}}
-                    head, _ = _http(sock, _request(port, "initialize", init, auth=auth, era=era))
-                    match = re.search(rb"(?i)mcp-session-id:\s*(\S+)", head)
-                    assert match, head
-                    session = match.group(1).decode()
-                call = _request(port, "tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}}, auth=auth,
-                                era=era, session=session)
-                for _ in range(200):  # warm-up: caches, lazy imports, the audit writer's first batches
+            session_id = handshake(server.port, auth) if era == "handshake" else None
+            call = raw_call(server.port, era, auth, session_id)
+            with socket.create_connection((HOST, server.port), timeout=120) as sock:
+                for _ in range(WARMUP_CALLS):  # caches, lazy imports, the audit writer's first batches
                     head, body = _http(sock, call)
-                    assert head.startswith(b"HTTP/1.1 200") and b'"result":3' in body.replace(b" ", b""), body
-                subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True,
-                               capture_output=True)
+                    if not head.startswith(b"HTTP/1.1 200") or b'"result":3' not in body.replace(b" ", b""):
+                        raise CheckFailed(f"{kind} under callgrind: {head[:200]!r} {body[:300]!r}")
+                _callgrind("-i", "on", str(server.process.pid))
                 for _ in range(calls):
                     _http(sock, call)
-                subprocess.run(["callgrind_control", "-i", "off", str(server.pid)], check=True,
-                               capture_output=True)
-                subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+                _callgrind("-i", "off", str(server.process.pid))
+                _callgrind("-d", str(server.process.pid))
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.stop()
         # Every dump: the one asked for, and the one at exit (which holds next to nothing: instrumentation is off).
         total = 0
-        for dump in work.glob("callgrind.out*"):
+        for dump in workdir.glob("callgrind.out*"):
             for line in dump.read_text(errors="replace").splitlines():
                 if line.startswith("totals:"):
                     total += int(line.split()[1])
-            if keep is not None and dump.name != "callgrind.out":
-                shutil.copyfile(dump, keep)
         return total / calls
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--server", choices=["ours", "ours-core", "sdk-json", "starlette"], default="ours")
     parser.add_argument("--era", choices=["modern", "handshake"], default="modern")
     parser.add_argument("--no-auth", action="store_true")
     parser.add_argument("--code", help="run the server from this checkout (PYTHONPATH)")
-    parser.add_argument("--profile", type=Path, help="keep the measured callgrind dump here (callgrind_annotate it)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="ours: `log_level` in its TOML file (the shipped default, info, logs every request)")
     args = parser.parse_args()
-    per_call = count(args.calls, args.era, not args.no_auth, args.code, args.profile)
-    print(f"{per_call / 1000:.1f}k instructions per call ({args.era}, {'no auth' if args.no_auth else 'bearer'}, "
-          f"{args.calls} calls)")
+    settings = {"log_level": args.log_level} if args.log_level else None
+    per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code, settings=settings)
+    auth = "bearer" if args.server.startswith("ours") and not args.no_auth else "no auth"
+    print(f"{per_call / 1000:.1f}k instructions per call ({args.server}, {args.era}, {auth}, {args.calls} calls)")
     return 0
 
 

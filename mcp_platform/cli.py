@@ -1,4 +1,4 @@
-"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, llms, version."""
+"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, bundle, llms, version."""
 
 from __future__ import annotations
 
@@ -6,38 +6,28 @@ import argparse
 import asyncio
 import logging
 import logging.config
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mcp_platform.errors import ConfigError
+from mcp_platform.redact import secret_values
 from mcp_platform.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-_TOKEN_PATTERN = re.compile(r"(mcpp_[A-Za-z0-9_-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})")
+def configure_logging(level: str, secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """Log to stderr through a formatter that masks every secret (`secrets`: the configured ones) and drops the
+    query string of every logged request."""
+    from mcp_platform.redact import RedactingFormatter
 
-
-class RedactTokens(logging.Filter):
-    """Defence in depth: whatever a log line holds, a bearer token in it is masked."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _TOKEN_PATTERN.search(message):
-            record.msg, record.args = _TOKEN_PATTERN.sub("[redacted token]", message), None
-        return True
-
-
-def configure_logging(level: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactTokens}},
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"],
-                                "stream": "ext://sys.stderr"}},
+        "formatters": {"plain": {"()": RedactingFormatter, "fmt": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                 "secrets": list(secrets)}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {"uvicorn": {"handlers": [], "propagate": True},
                     "uvicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"}},
@@ -90,18 +80,27 @@ async def _first_token(settings: Settings) -> str | None:
 
 
 def _print_first_token(token: str, settings: Settings) -> None:
+    import json
+
+    from mcp_platform.onboarding.connect import DEFAULT_TOKEN_ENV, client_config
+
     host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "::", "") else settings.http.host
     url = f"http://{host}:{settings.http.port}{settings.http.path}"
+    # The same entry `mcp-platform connect cursor` prints: the token stays in the environment, not in the file.
+    cursor = client_config("cursor", url=url, project=Path.cwd(), home=Path.home()).document
     print(f"""
 mcp-platform created an admin token. It is shown this once; only its hash is stored.
 
     {token}
 
+Keep it in an environment variable (the Cursor entry below reads it from there):
+    export {DEFAULT_TOKEN_ENV}={token}
+
 Claude Code:
     claude mcp add --transport http mcp-platform {url} --header "Authorization: Bearer {token}"
 
-Cursor (~/.cursor/mcp.json):
-    {{"mcpServers": {{"mcp-platform": {{"url": "{url}", "headers": {{"Authorization": "Bearer {token}"}}}}}}}}
+Cursor (~/.cursor/mcp.json, or `mcp-platform connect cursor --write`):
+    {json.dumps(cursor)}
 
 More tokens: mcp-platform token create --name NAME --scopes read[,write,admin]
 """, flush=True)
@@ -111,9 +110,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mcp_platform.app import create_app
+    from mcp_platform.transport.limits import server_options
 
     settings = _settings(args)
-    log_config = configure_logging(settings.log_level)
+    log_config = configure_logging(settings.log_level, secret_values(settings))
     app = create_app(settings, overrides=_overrides(args), freeze_gc=True)
     if settings.auth.mode == "none":
         logging.getLogger("mcp_platform").warning(
@@ -123,7 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
     if token is not None:
         _print_first_token(token, settings)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False)
+                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False,
+                **server_options(settings.http))
     return 0
 
 
@@ -202,7 +203,7 @@ def _stdio(args: argparse.Namespace) -> int:
             return 2
         os.chdir(args.directory)
     settings = _settings(args)
-    configure_logging(settings.log_level)  # stderr only: stdout carries the protocol
+    configure_logging(settings.log_level, secret_values(settings))  # stderr only: stdout carries the protocol
     app = create_app(settings, overrides=_overrides(args))
     with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed
         asyncio.run(serve_stdio(app))
@@ -225,6 +226,12 @@ def _llms(args: argparse.Namespace) -> int:
     from mcp_platform.onboarding.llms import run_llms
 
     return run_llms(args)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.bundle import run_bundle
+
+    return run_bundle(args)
 
 
 def _add_onboarding_commands(sub: Any) -> None:
@@ -260,6 +267,10 @@ def _add_onboarding_commands(sub: Any) -> None:
     doctor.add_argument("--origin", help="check that this Origin is accepted (browser-based clients send one)")
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds per probe (default 15)")
     doctor.set_defaults(func=_doctor)
+
+    bundle = sub.add_parser("bundle", help="build an MCP Bundle (.mcpb) that Claude Desktop installs in one click")
+    bundle.add_argument("--output", help="the .mcpb file to write (default dist/mcp-platform-VERSION-OS-ARCH.mcpb)")
+    bundle.set_defaults(func=_bundle)
 
     llms = sub.add_parser("llms", help="generate llms.txt and llms-full.txt from the live registry")
     llms.add_argument("--check", action="store_true", help="exit 1 if the committed files are out of date")

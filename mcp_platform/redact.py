@@ -1,4 +1,5 @@
-"""Redaction: settings as JSON with every secret masked, and diffs between two such dumps.
+"""Redaction: settings as JSON with every secret masked, diffs between two such dumps, and log text with every
+secret masked (`RedactingFormatter`, which also drops the query strings of logged requests).
 
 Three kinds of secret are masked: `SecretStr`/`SecretBytes` values, the password (and secret-named query
 parameters) of any URL found inside a string, and the value of any key whose name mentions a token, secret,
@@ -8,8 +9,9 @@ harmless, except booleans and nulls, which cannot carry a secret.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretBytes, SecretStr
@@ -18,8 +20,8 @@ from pydantic_core import to_jsonable_python
 if TYPE_CHECKING:
     from mcp_platform.settings import Settings
 
-__all__ = ["REDACTED", "diff_settings", "is_secret_key", "redact_settings", "redact_text", "redact_value",
-           "settings_diff"]
+__all__ = ["MIN_SECRET_CHARS", "REDACTED", "RedactingFormatter", "diff_settings", "is_secret_key", "redact_log_text",
+           "redact_settings", "redact_text", "redact_value", "secret_values", "settings_diff"]
 
 REDACTED = "**********"
 URL_PASSWORD_MASK = "***"
@@ -34,6 +36,10 @@ _URL_SECRET_PARAM = re.compile(
 )
 
 _MISSING = object()
+_LOG_TOKEN = re.compile(r"(mcpp_[A-Za-z0-9_-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})")
+MIN_SECRET_CHARS = 4
+"""Configured secrets shorter than this are not masked in log text (they would mask ordinary words); URL
+passwords of any length are still masked where they appear in a URL."""
 
 
 def is_secret_key(name: str) -> bool:
@@ -139,3 +145,62 @@ def _covered(path: str, changes: Mapping[str, Any]) -> bool:
     """Whether a reported change already covers `path` (a secret-named parent masked as a whole)."""
     parts = path.split(".")
     return any(".".join(parts[:i]) in changes for i in range(1, len(parts)))
+
+
+# -- logs --------------------------------------------------------------------------------------------------------
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret value in `settings`: `SecretStr` values (token, secret_key) and the passwords and secret-named
+    query parameters of URLs (database, state, Redis), longest first so that one holding another is masked whole."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, SecretBytes):
+            found.add(value.get_secret_value().decode(errors="replace"))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "://" in value:
+            found.update(m["password"] for m in _URL_USERINFO.finditer(value))
+            found.update(m["value"] for m in _URL_SECRET_PARAM.finditer(value))
+
+    walk(settings.model_dump(mode="python"))
+    return sorted((v for v in found if len(v) >= MIN_SECRET_CHARS), key=lambda v: (-len(v), v))
+
+
+def redact_log_text(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` with every one of `secrets`, bearer and `mcpp_` tokens, URL passwords and secret-named query
+    parameters masked."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _LOG_TOKEN.sub("[redacted token]", text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{URL_PASSWORD_MASK}@", text)
+    if "=" in text:
+        text = _URL_SECRET_PARAM.sub(lambda m: f"{m['head']}{URL_PASSWORD_MASK}", text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, then masks every secret in the whole text (message, arguments, traceback). Request lines
+    of the access log lose their query string first: clients put tokens there in forms no pattern knows."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, *, secrets: Sequence[str] = ()) -> None:
+        super().__init__(fmt, datefmt)
+        self.secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) >= 3 \
+                and isinstance(args[2], str) and "?" in args[2]:
+            # A copy: other handlers (and the record's later readers) see the record as it was.
+            record = logging.makeLogRecord({**record.__dict__, "args": (*args[:2], args[2].partition("?")[0],
+                                                                         *args[3:])})
+        return redact_log_text(super().format(record), self.secrets)

@@ -72,6 +72,17 @@ class HttpSettings(_Section):
     """Largest accepted request body; larger ones get 413 before any parsing."""
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
     """Interval of keep-alive comments on quiet SSE streams, so proxies do not cut them."""
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    """Largest request head (request line and headers); a bigger one gets 431 and the connection is closed before
+    the HTTP parser sees more of it (an unbounded head costs event-loop time that grows with its square)."""
+    max_headers: int = Field(100, ge=1)
+    """Most header fields in one request; more get 431."""
+    head_timeout_seconds: float = Field(10.0, gt=0)
+    """A connection that has not sent a complete request head this long after it opened (or after it started the
+    next request) is closed, so idle sockets cannot exhaust file descriptors."""
+    max_connections: int = Field(1000, ge=1)
+    """Open connections at most; a request on a connection beyond that gets 503 (and the connection is closed).
+    Keep it below the process's file-descriptor limit (`ulimit -n`)."""
     cors: CorsSettings = CorsSettings()
 
 

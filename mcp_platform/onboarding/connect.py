@@ -1,13 +1,15 @@
 """`mcp-platform connect CLIENT`: the configuration each client documents, printed or merged into its file.
 
 Remote clients reach `/mcp` over HTTP with `Authorization: Bearer <token>`, where the token is a reference to an
-environment variable in the client's own syntax (Claude Code `${VAR}`, Cursor and Windsurf `${env:VAR}`, VS Code a
-password prompt `${input:ID}`), so no file holds a secret unless `--token-literal` says so. Claude Desktop launches
-`mcp-platform stdio` as a local command, which needs no token at all.
+environment variable in the client's own syntax (Claude Code and Gemini CLI `${VAR}`, Cursor and Windsurf
+`${env:VAR}`, VS Code a password prompt `${input:ID}`, Codex CLI the variable's name in `bearer_token_env_var`), so
+no file holds a secret unless `--token-literal` says so. Claude Desktop launches `mcp-platform stdio` as a local
+command, which needs no token at all.
 
 `--write` merges one entry into the client's file: other servers, other inputs and other top-level keys stay as
-they were; a file that is not valid JSON is refused and left untouched; the new file replaces the old one
-atomically (temp file, fsync, rename), through a symlink to its target.
+they were (Codex's TOML through tomlkit, comments included); a file that is not valid JSON (or TOML) is refused
+and left untouched; the new file replaces the old one atomically (temp file, fsync, rename), through a symlink to
+its target.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcp_platform.onboarding.toml_config import merge_toml, render_toml
+
 __all__ = ["CLIENTS", "DEFAULT_NAME", "DEFAULT_TOKEN_ENV", "ClientConfig", "ConnectError", "client_config",
            "default_file", "local_command", "merge_document", "run_connect", "write_config"]
 
-CLIENTS = ("claude-code", "cursor", "vscode", "windsurf", "claude-desktop")
+CLIENTS = ("claude-code", "cursor", "vscode", "windsurf", "claude-desktop", "codex", "gemini")
 DEFAULT_NAME = "mcp-platform"
 DEFAULT_TOKEN_ENV = "MCP_PLATFORM_TOKEN_VALUE"
 """Not `MCP_PLATFORM_TOKEN`: the server reads that one as an all-scopes token, and a client's shell is not the
@@ -38,7 +42,7 @@ place to grant one."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TITLES = {"claude-code": "Claude Code", "cursor": "Cursor", "vscode": "VS Code", "windsurf": "Windsurf",
-           "claude-desktop": "Claude Desktop"}
+           "claude-desktop": "Claude Desktop", "codex": "Codex CLI", "gemini": "Gemini CLI"}
 
 
 class ConnectError(Exception):
@@ -54,7 +58,9 @@ class ClientConfig:
     default_file: Path
     notes: list[str] = field(default_factory=list)
     command: str | None = None
-    """A shell command that does the same (Claude Code's `claude mcp add`)."""
+    """A shell command that does the same (`claude mcp add`, `codex mcp add`, `gemini mcp add`)."""
+    toml: bool = False
+    """The client's file is TOML (Codex), not JSON."""
 
 
 def check_url(url: str) -> str:
@@ -88,6 +94,10 @@ def default_file(client: str, *, project: Path, home: Path, platform: str = sys.
         return project / ".vscode" / "mcp.json"
     if client == "windsurf":
         return home / ".codeium" / "windsurf" / "mcp_config.json"
+    if client == "codex":
+        return Path(os.environ.get("CODEX_HOME") or home / ".codex") / "config.toml"
+    if client == "gemini":
+        return project / ".gemini" / "settings.json"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
     if platform == "win32":
@@ -124,8 +134,11 @@ def client_config(client: str, *, url: str, name: str = DEFAULT_NAME, token_env:
             f"Claude Desktop starts `mcp-platform stdio` itself, in {project}; stdio needs no token.",
             "Restart Claude Desktop (quit it fully) after changing its config."])
     check_url(url)
+    if client == "codex":
+        return _codex(url, name, token_env, token, target)
     env_ref = {"claude-code": f"${{{token_env}}}", "cursor": f"${{env:{token_env}}}",
-               "windsurf": f"${{env:{token_env}}}", "vscode": f"${{input:{name}-token}}"}[client]
+               "windsurf": f"${{env:{token_env}}}", "vscode": f"${{input:{name}-token}}",
+               "gemini": f"${{{token_env}}}"}[client]
     bearer = f"Bearer {token if token is not None else env_ref}"
     headers = {"Authorization": bearer}
     export = f"export {token_env}=mcpp_...   # the token printed at first start, or `mcp-platform token create`"
@@ -142,12 +155,36 @@ def client_config(client: str, *, url: str, name: str = DEFAULT_NAME, token_env:
     if client == "windsurf":
         return ClientConfig(client, {"mcpServers": {name: {"serverUrl": url, "headers": headers}}}, target, notes=[
             export, "Windsurf expands ${env:...} in mcp_config.json; refresh the MCP panel afterwards."])
+    if client == "gemini":
+        # The shape `gemini mcp add --transport http` writes (0.61): url, type, headers.
+        line = (f"gemini mcp add --transport http {shlex.quote(name)} {shlex.quote(url)} "
+                f"--header 'Authorization: Bearer ${{{token_env}}}'")
+        return ClientConfig(client, {"mcpServers": {name: {"url": url, "type": "http", "headers": headers}}},
+                            target, command=line, notes=[
+            export, f"Gemini CLI expands ${{{token_env}}} in settings.json when it starts, and connects only in "
+                    "folders you trust (it asks the first time it starts in the project).",
+            "~/.gemini/settings.json (--file, or `gemini mcp add --scope user`) makes the server available in "
+            "every project."])
     document: dict[str, Any] = {"servers": {name: {"type": "http", "url": url, "headers": headers}}}
     if token is None:
         document = {"inputs": [{"type": "promptString", "id": f"{name}-token",
                                 "description": f"{name} bearer token", "password": True}], **document}
     return ClientConfig(client, document, target, notes=[
         "VS Code asks for the token the first time it starts the server and keeps it in its secret storage."])
+
+
+def _codex(url: str, name: str, token_env: str, token: str | None, target: Path) -> ClientConfig:
+    """Codex CLI reads the bearer token from the variable named by `bearer_token_env_var`; a literal token goes
+    in `http_headers`."""
+    entry: dict[str, Any] = {"url": url}
+    if token is None:
+        entry["bearer_token_env_var"] = token_env
+    else:
+        entry["http_headers"] = {"Authorization": f"Bearer {token}"}
+    line = f"codex mcp add {shlex.quote(name)} --url {shlex.quote(url)} --bearer-token-env-var {token_env}"
+    return ClientConfig("codex", {"mcp_servers": {name: entry}}, target, command=line, toml=True, notes=[
+        f"export {token_env}=mcpp_...   # in the shell Codex starts from: it reads the token from there",
+        "`codex mcp list` shows the server; $CODEX_HOME moves the file."])
 
 
 def merge_document(text: str, fragment: dict[str, Any], source: str) -> tuple[dict[str, Any], bool]:
@@ -184,9 +221,9 @@ def merge_document(text: str, fragment: dict[str, Any], source: str) -> tuple[di
     return document, replaced
 
 
-def write_config(path: Path, fragment: dict[str, Any], *, private: bool = False) -> bool:
-    """Merge `fragment` into the JSON file at `path` (created with its folders if missing) and replace it
-    atomically. `private` files (they hold a token) are made readable by their owner only. Returns whether an
+def write_config(path: Path, fragment: dict[str, Any], *, private: bool = False, toml: bool = False) -> bool:
+    """Merge `fragment` into the JSON (or `toml`) file at `path` (created with its folders if missing) and replace
+    it atomically. `private` files (they hold a token) are made readable by their owner only. Returns whether an
     existing entry was replaced."""
     if path.is_symlink():
         path = path.resolve()
@@ -194,7 +231,14 @@ def write_config(path: Path, fragment: dict[str, Any], *, private: bool = False)
         text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
         raise ConnectError(f"cannot read {path} ({exc}); it was left untouched") from None
-    document, replaced = merge_document(text, fragment, str(path))
+    if toml:
+        try:
+            content, replaced = merge_toml(text, fragment, str(path))
+        except ValueError as exc:
+            raise ConnectError(str(exc)) from None
+    else:
+        document, replaced = merge_document(text, fragment, str(path))
+        content = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -207,7 +251,7 @@ def write_config(path: Path, fragment: dict[str, Any], *, private: bool = False)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, mode)
@@ -255,7 +299,7 @@ def _run(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else config.default_file
     title = _TITLES[client]
     if args.write:
-        replaced = write_config(path, config.document, private=token is not None)
+        replaced = write_config(path, config.document, private=token is not None, toml=config.toml)
         print(f"{'updated' if replaced else 'added'} {args.name!r} in {path}")
         for note in config.notes:
             print(f"# {note}")
@@ -264,13 +308,22 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(config.document, indent=2))
         return 0
     if config.command is not None:
-        print(f"# {title}: add the server for yourself (your shell expands ${args.token_env} now, and Claude Code "
-              "keeps the value in ~/.claude.json):")
+        print(f"# {title}: {_COMMAND_INTROS[client].format(var=args.token_env)}")
         print(config.command)
-        print(f"\n# ...or share it with the project in {path} (`mcp-platform connect {client} --write`):")
+        where = "share it with the project in" if path.is_relative_to(Path.cwd()) else "merge it into"
+        print(f"\n# ...or {where} {path} (`mcp-platform connect {client} --write`):")
     else:
         print(f"# {title}: {path} (`mcp-platform connect {client} --write` merges this entry into it)")
-    print(json.dumps(config.document, indent=2))
+    print(render_toml(config.document).rstrip("\n") if config.toml else json.dumps(config.document, indent=2))
     for note in config.notes:
         print(f"# {note}")
     return 0
+
+
+_COMMAND_INTROS = {
+    "claude-code": "add the server for yourself (your shell expands ${var} now, and Claude Code keeps the value in "
+                   "~/.claude.json):",
+    "codex": "add the server with Codex's own command (it stores the variable's name, never the token):",
+    "gemini": "add the server with Gemini's own command (the single quotes keep ${{{var}}} a reference that Gemini "
+              "expands when it starts):",
+}

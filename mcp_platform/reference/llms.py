@@ -37,8 +37,9 @@ SUMMARY = ("An MCP server that gives AI assistants safe, typed tools over a web 
 NOTES = [
     "Run: `make run` (or `pip install -e .` then `mcp-platform serve`) serves http://127.0.0.1:8000/mcp; state is "
     "SQLite in `.mcp-platform/`, the example tools are in `tools/`. `make test` runs the suite.",
-    "Connect: `mcp-platform connect claude-code|cursor|vscode|windsurf|claude-desktop` prints each client's "
-    "configuration (`--write` merges it); `mcp-platform doctor URL` checks a deployment like a client would.",
+    "Connect: `mcp-platform connect claude-code|cursor|vscode|windsurf|claude-desktop|codex|gemini` prints each "
+    "client's configuration (`--write` merges it); `mcp-platform doctor URL` checks a deployment like a client "
+    "would; `mcp-platform bundle` builds a Claude Desktop bundle (.mcpb).",
     "Add a tool: a typed function with `@tool(read_only=..., title=...)` in a module under `tools/`; the input "
     "schema comes from its type hints, argument descriptions from its docstring's `Args:`, the output schema "
     "from its return type (a pydantic model).",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from mcp_platform.cli import main
 from mcp_platform.onboarding.connect import CLIENTS, ConnectError, client_config, merge_document
+from mcp_platform.onboarding.toml_config import render_toml
 
 URL = "https://mcp.example.com/mcp"
 SECRET = "mcpp_secret-token-value-123456"
@@ -37,6 +39,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("CODEX_HOME", raising=False)
     monkeypatch.setenv("MCP_PLATFORM_TOKEN_VALUE", SECRET)
 
 
@@ -83,14 +86,16 @@ def test_every_client_prints_parseable_json_with_its_documented_top_key(
     code, out, _ = _connect(capsys, client, "--url", URL)
     document = _json(capsys, client)
     assert code == 0
-    assert list(document)[-1] == ("servers" if client == "vscode" else "mcpServers")
-    assert json.dumps(document, indent=2) in out  # the human output shows the same document
+    assert list(document)[-1] == {"vscode": "servers", "codex": "mcp_servers"}.get(client, "mcpServers")
+    # The human output shows the same document, in the file's own format.
+    shown = render_toml(document).rstrip("\n") if client == "codex" else json.dumps(document, indent=2)
+    assert shown in out
     assert SECRET not in out
 
 
 @pytest.mark.parametrize(("client", "default"), [
     ("claude-code", ".mcp.json"), ("cursor", ".cursor/mcp.json"), ("vscode", ".vscode/mcp.json"),
-    ("windsurf", "home/.codeium/windsurf/mcp_config.json")])
+    ("windsurf", "home/.codeium/windsurf/mcp_config.json"), ("gemini", ".gemini/settings.json")])
 def test_write_goes_to_the_clients_default_file(client: str, default: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _connect(capsys, client, "--url", URL, "--write")
@@ -221,3 +226,133 @@ def test_write_creates_missing_folders_with_the_users_umask(tmp_path: Path,
         os.umask(old)
     target = tmp_path / "home" / ".codeium" / "windsurf" / "mcp_config.json"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_the_connect_list_names_seven_clients(capsys: pytest.CaptureFixture[str]) -> None:
+    assert CLIENTS == ("claude-code", "cursor", "vscode", "windsurf", "claude-desktop", "codex", "gemini")
+    with pytest.raises(SystemExit):
+        main(["connect", "--help"])
+    assert "{claude-code,cursor,vscode,windsurf,claude-desktop,codex,gemini}" in capsys.readouterr().out
+
+
+def test_codex_gets_its_command_and_a_table_naming_the_token_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _connect(capsys, "codex", "--url", URL)
+    assert code == 0
+    assert ("codex mcp add mcp-platform --url https://mcp.example.com/mcp "
+            "--bearer-token-env-var MCP_PLATFORM_TOKEN_VALUE") in out.splitlines()
+    assert ('[mcp_servers.mcp-platform]\nurl = "https://mcp.example.com/mcp"\n'
+            'bearer_token_env_var = "MCP_PLATFORM_TOKEN_VALUE"\n') in out
+    assert _json(capsys, "codex", "--name", "platform", "--token-env", "MY_TOKEN") == {
+        "mcp_servers": {"platform": {"url": URL, "bearer_token_env_var": "MY_TOKEN"}}}
+    assert SECRET not in out
+
+
+def test_gemini_gets_the_shape_gemini_mcp_add_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _connect(capsys, "gemini", "--url", URL)
+    assert code == 0
+    # Single quotes: the shell must not expand the variable, Gemini does when it starts.
+    assert ("gemini mcp add --transport http mcp-platform https://mcp.example.com/mcp "
+            "--header 'Authorization: Bearer ${MCP_PLATFORM_TOKEN_VALUE}'") in out.splitlines()
+    document = _json(capsys, "gemini")
+    assert document == {"mcpServers": {"mcp-platform": {
+        "url": URL, "type": "http", "headers": {"Authorization": "Bearer ${MCP_PLATFORM_TOKEN_VALUE}"}}}}
+    assert list(document["mcpServers"]["mcp-platform"]) == ["url", "type", "headers"]
+    assert SECRET not in out
+
+
+def test_codex_writes_to_codex_home_or_the_users_codex_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _connect(capsys, "codex", "--url", URL, "--write")
+    target = tmp_path / "home" / ".codex" / "config.toml"
+    assert code == 0 and f"added 'mcp-platform' in {target}" in out
+    assert tomllib.loads(target.read_text()) == _json(capsys, "codex")
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    assert _connect(capsys, "codex", "--url", URL, "--write")[0] == 0
+    assert (tmp_path / "codex-home" / "config.toml").is_file()
+
+
+CODEX_CONFIG = '''# my Codex settings
+model = "o3"  # the one I like
+
+[mcp_servers.docs]
+command = "npx"
+args = ["-y", "docs-server"]
+
+[mcp_servers.docs.env]
+DOCS_TOKEN_FILE = "/run/secrets/docs"
+
+[mcp_servers.mcp-platform]
+url = "http://old.example/mcp"
+startup_timeout_sec = 5
+
+[profiles.fast]
+model = "mini"
+'''
+
+
+def test_codex_write_merges_into_toml_keeping_comments_tables_and_other_servers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "home" / ".codex" / "config.toml"
+    target.parent.mkdir(parents=True)
+    target.write_text(CODEX_CONFIG)
+    target.chmod(0o640)
+    code, out, _ = _connect(capsys, "codex", "--url", URL, "--write")
+    text = target.read_text()
+    written = tomllib.loads(text)
+    assert code == 0 and "updated 'mcp-platform'" in out
+    assert "# my Codex settings" in text and '# the one I like' in text
+    assert written["model"] == "o3" and written["profiles"] == {"fast": {"model": "mini"}}
+    assert written["mcp_servers"]["docs"] == {"command": "npx", "args": ["-y", "docs-server"],
+                                              "env": {"DOCS_TOKEN_FILE": "/run/secrets/docs"}}
+    # The entry is replaced whole, as the JSON clients' entries are.
+    assert written["mcp_servers"]["mcp-platform"] == {"url": URL, "bearer_token_env_var": "MCP_PLATFORM_TOKEN_VALUE"}
+    assert text.index("[mcp_servers.docs]") < text.index("[mcp_servers.mcp-platform]") < text.index("[profiles")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in target.parent.iterdir()] == ["config.toml"]
+
+
+def test_codex_write_adds_to_an_inline_or_dotted_servers_table(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for text in ('mcp_servers = { docs = { command = "docs" } }\n', 'mcp_servers.docs.command = "docs"\n'):
+        target = tmp_path / "config.toml"
+        target.write_text(text)
+        assert _connect(capsys, "codex", "--url", URL, "--write", "--file", str(target))[0] == 0
+        assert tomllib.loads(target.read_text())["mcp_servers"] == {
+            "docs": {"command": "docs"},
+            "mcp-platform": {"url": URL, "bearer_token_env_var": "MCP_PLATFORM_TOKEN_VALUE"}}
+
+
+@pytest.mark.parametrize("content", ["[mcp_servers", "mcp_servers = 3", "mcp_servers = [1, 2]",
+                                     'a = 1\na = 2', "not toml at all", "\xff\xfe garbage"])
+def test_a_toml_file_that_cannot_be_merged_is_refused_and_left_untouched(content: str, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "config.toml"
+    target.write_text(content, encoding="latin-1")
+    before = target.read_bytes()
+    code, out, err = _connect(capsys, "codex", "--url", URL, "--write", "--file", str(target))
+    assert code == 2 and "left untouched" in err and out == ""
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+def test_codex_takes_a_literal_token_only_when_asked_and_then_privately(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "config.toml"
+    code, out, err = _connect(capsys, "codex", "--url", URL, "--write", "--token-literal", "--file", str(target))
+    assert code == 0 and SECRET not in out + err
+    assert tomllib.loads(target.read_text())["mcp_servers"]["mcp-platform"] == {
+        "url": URL, "http_headers": {"Authorization": f"Bearer {SECRET}"}}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_gemini_write_keeps_the_other_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / ".gemini" / "settings.json"
+    target.parent.mkdir()
+    target.write_text(json.dumps({"ui": {"theme": "GitHub"}, "mcpServers": {
+        "docs": {"command": "docs-server", "args": ["--stdio"]}}}))
+    assert _connect(capsys, "gemini", "--url", URL, "--write")[0] == 0
+    written = json.loads(target.read_text())
+    assert written["ui"] == {"theme": "GitHub"}
+    assert written["mcpServers"]["docs"] == {"command": "docs-server", "args": ["--stdio"]}
+    assert written["mcpServers"]["mcp-platform"]["headers"] == {
+        "Authorization": "Bearer ${MCP_PLATFORM_TOKEN_VALUE}"}

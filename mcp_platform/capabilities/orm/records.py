@@ -19,7 +19,7 @@ from mcp_platform.capabilities.orm.pagination import after_key, fingerprint, ord
 from mcp_platform.capabilities.orm.serialize import to_json_value
 from mcp_platform.errors import ToolError
 
-__all__ = ["ROW_COUNT_CAP", "count", "create", "delete", "fetch", "list_models", "query_page", "update"]
+__all__ = ["ROW_COUNT_CAP", "count", "create", "delete", "fetch", "fit_record", "list_models", "query_page", "update"]
 
 ROW_COUNT_CAP = 100_000
 """`list_models` counts rows up to this many, so that listing stays cheap on big tables."""
@@ -99,6 +99,28 @@ async def query_page(
     if size(result["records"], result["next_cursor"]) > cap:  # the running sum is an upper bound; belt and braces
         raise ToolError(f"The page would exceed the {cap}-byte reply limit; lower limit or ask for fewer fields.")
     return result
+
+
+def fit_record(record: dict[str, Any], cap: int, keep: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """`record` as it can be echoed within `cap` bytes of JSON, and the fields that were shortened for it.
+
+    A write has committed by the time its record is echoed, so the echo must fit the reply limit rather than turn
+    the reply into an error: the longest values are cut (strings to a prefix, anything else to null) until it fits.
+    `keep` (the primary key) is never cut."""
+    if len(to_json(record)) <= cap:
+        return record, []
+    fitted = dict(record)
+    cut: list[str] = []
+    candidates = [name for name, value in record.items() if name not in keep and value is not None]
+    for name in sorted(candidates, key=lambda name: -len(to_json(record[name]))):
+        over = len(to_json(fitted)) - cap
+        if over <= 0:
+            break
+        value = fitted[name]
+        # Each character is at least one byte of JSON, so dropping `over` characters is enough.
+        fitted[name] = value[:max(0, len(value) - over)] if isinstance(value, str) else None
+        cut.append(name)
+    return fitted, sorted(cut)
 
 
 def _by_id(view: ModelView, record_id: int | str) -> tuple[FieldSpec, Any]:

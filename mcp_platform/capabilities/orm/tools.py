@@ -112,9 +112,20 @@ class RecordPage(BaseModel):
     """The page size applied, after clamping to the server's maximum."""
 
 
+def _whole(value: object) -> bool:
+    """Whether a truncation field says nothing was cut (it is then left out of the reply)."""
+    return not value
+
+
 class RecordReply(BaseModel):
     model: str
     record: dict[str, Any]
+    truncated: bool = Field(False, exclude_if=_whole)
+    """Present (true) only when long fields of `record` were shortened to keep the reply under the size limit. A
+    write has still stored every value in full; query_records with `fields` reads the other fields alone."""
+    truncated_fields: list[str] = Field([], exclude_if=_whole)
+    """Present only with `truncated`: the fields of `record` that were shortened (strings cut to a prefix, other
+    values replaced by null)."""
 
 
 class RecordCount(BaseModel):
@@ -126,7 +137,14 @@ class DeletedRecord(BaseModel):
     model: str
     deleted: dict[str, Any]
     """The record as it was before deletion."""
+    truncated: bool = Field(False, exclude_if=_whole)
+    """Present (true) only when long fields of `deleted` were shortened to keep the reply under the size limit."""
+    truncated_fields: list[str] = Field([], exclude_if=_whole)
+    """Present only with `truncated`: the fields of `deleted` that were shortened."""
 
+
+_REPLY_OVERHEAD = 512
+"""Bytes of a reply besides the record: the model name and the truncation fields."""
 
 Where = dict[str, Any] | None
 RecordId = StrictInt | StrictStr
@@ -206,7 +224,7 @@ async def get_record(ctx: ToolContext, model: str, id: RecordId) -> RecordReply:
     """
     backend = ctx.backend(OrmBackend)
     view = backend.catalog.get(model)
-    return RecordReply(model=view.name, record=await records.fetch(backend, model, id))
+    return _reply(backend, view.name, await records.fetch(backend, model, id))
 
 
 @tool(read_only=True, title="Count records")
@@ -224,7 +242,9 @@ async def count_records(ctx: ToolContext, model: str, where: Where = None) -> Re
 
 @tool(read_only=False, destructive=False, idempotent=False, title="Create a record")
 async def create_record(ctx: ToolContext, model: str, values: dict[str, Any]) -> RecordReply:
-    """Create a record of a writable model, in one transaction, and return it as stored (defaults filled in).
+    """Create a record of a writable model, in one transaction, and return it as stored (defaults filled in). A
+    record too big for the reply is still stored in full; the reply then shortens its long fields and says so
+    (`truncated`, `truncated_fields`), so do not create it again.
 
     Args:
         model: Model name of a writable model (see list_models).
@@ -233,13 +253,14 @@ async def create_record(ctx: ToolContext, model: str, values: dict[str, Any]) ->
     """
     backend = ctx.backend(OrmBackend)
     record = await records.create(backend, model, values)
-    return RecordReply(model=backend.catalog.get(model).name, record=record)
+    return _reply(backend, model, record)
 
 
 @tool(read_only=False, destructive=True, idempotent=True, title="Update a record")
 async def update_record(ctx: ToolContext, model: str, id: RecordId, values: dict[str, Any]) -> RecordReply:
     """Change fields of one record of a writable model, in one transaction, and return the record afterwards.
-    The primary key cannot be changed.
+    The primary key cannot be changed. A record too big for the reply comes back with its long fields shortened
+    (`truncated`, `truncated_fields`); the change is stored in full.
 
     Args:
         model: Model name of a writable model (see list_models).
@@ -248,7 +269,7 @@ async def update_record(ctx: ToolContext, model: str, id: RecordId, values: dict
     """
     backend = ctx.backend(OrmBackend)
     record = await records.update(backend, model, id, values)
-    return RecordReply(model=backend.catalog.get(model).name, record=record)
+    return _reply(backend, model, record)
 
 
 @tool(read_only=False, destructive=True, idempotent=True, title="Delete a record")
@@ -262,7 +283,18 @@ async def delete_record(ctx: ToolContext, model: str, id: RecordId) -> DeletedRe
     """
     backend = ctx.backend(OrmBackend)
     deleted = await records.delete(backend, model, id)
-    return DeletedRecord(model=backend.catalog.get(model).name, deleted=deleted)
+    reply = _reply(backend, model, deleted)
+    return DeletedRecord(model=reply.model, deleted=reply.record, truncated=reply.truncated,
+                         truncated_fields=reply.truncated_fields)
+
+
+def _reply(backend: OrmBackend, model: str, record: dict[str, Any]) -> RecordReply:
+    """The record as a reply that fits `database.max_result_bytes`: a write has committed by now, so a record too
+    big to echo is shortened (and says so) instead of becoming an error that invites a retry."""
+    view = backend.catalog.get(model)
+    fitted, cut = records.fit_record(record, backend.settings.max_result_bytes - _REPLY_OVERHEAD,
+                                     keep=[field.name for field in view.primary_key])
+    return RecordReply(model=view.name, record=fitted, truncated=bool(cut), truncated_fields=cut)
 
 
 def cursor_secret(settings: Settings) -> bytes | None:

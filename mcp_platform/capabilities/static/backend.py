@@ -39,6 +39,7 @@ from mcp_platform.capabilities.static.paths import (
     encode_chunk,
     is_texty,
     mime_table,
+    not_found,
     read_bytes,
     show_path,
     sort_key,
@@ -90,10 +91,13 @@ class StaticFiles:
 
     def _root(self) -> str:
         if self._real is None:
-            if not os.path.isdir(self.configured):
+            try:
+                if not os.path.isdir(self.configured):
+                    raise FileNotFoundError(self.configured)
+                self._real = os.path.realpath(self.configured)
+            except OSError:
                 raise ToolError(f"The static files folder {str(self.configured)!r} does not exist on the server; "
-                                "create it, or point static.root at an existing folder.")
-            self._real = os.path.realpath(self.configured)
+                                "create it, or point static.root at an existing folder.") from None
         return self._real
 
     def mime_type(self, name: str) -> str | None:
@@ -111,17 +115,19 @@ class StaticFiles:
 
     def _resolve(self, path: str) -> Found:
         segments = check_path(path, allow_hidden=self.allow_hidden)
-        real = os.path.realpath(os.path.join(self._root(), *segments))
+        root = self._root()
+        try:
+            # realpath itself fails (ENOENT, EINVAL) when a symlink on the way is swapped while it resolves.
+            real = os.path.realpath(os.path.join(root, *segments))
+        except OSError as exc:
+            raise not_found(path, exc) from None
         if not self._servable(real):
             raise ToolError(f"Path {show_path(path)} leads outside the static root or into a hidden entry "
                             "(through a symlink); it is not served.")
         try:
             st = os.stat(real)
-        except FileNotFoundError:
-            raise ToolError(f"No file or folder {show_path(path)} under the static root; "
-                            "list_static_files shows what exists.") from None
         except OSError as exc:
-            raise ToolError(f"Cannot open {show_path(path)}: {exc.strerror or 'error'}.") from None
+            raise not_found(path, exc) from None
         return Found("/".join(segments), real, st)
 
     def _children(self, folder: Found) -> list[Found]:
@@ -351,7 +357,17 @@ class StaticFiles:
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+    return await anyio.to_thread.run_sync(functools.partial(_vanished_is_not_found, fn, *args))
+
+
+def _vanished_is_not_found(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)`, with any file-system error left unhandled below turned into a tool error: files come and go
+    under a running server (a deploy swaps a folder for a symlink), and that is never a server failure."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        path = next((arg for arg in args if isinstance(arg, str)), "")
+        raise not_found(path, exc) from None
 
 
 def _clip(line: str, needle: str) -> str:

@@ -9,6 +9,7 @@ Messages quote only what the caller gave.
 from __future__ import annotations
 
 import base64
+import errno
 import mimetypes
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Literal
 from mcp_platform.errors import ToolError
 
 __all__ = ["MAX_PATH_CHARS", "MAX_SEGMENT_CHARS", "URI_PREFIX", "Found", "check_path", "encode_chunk", "is_texty",
-           "mime_table", "read_bytes", "show_path", "sort_key"]
+           "mime_table", "not_found", "read_bytes", "show_path", "sort_key"]
 
 URI_PREFIX = "static:///"
 """The scheme of static files as MCP resources: `static:///` + the percent-encoded relative path."""
@@ -45,6 +46,19 @@ def show_path(path: str) -> str:
     """The caller's own path, quoted safely for a message (control characters escaped, long paths cut)."""
     text = repr(path)
     return text if len(text) <= 120 else text[:100] + "...'"
+
+
+_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EINVAL, errno.ELOOP})
+"""What a path gives while a deploy swaps what it names: gone, a file where a folder was, a folder where a symlink
+was (readlink's EINVAL), a symlink where a file was (O_NOFOLLOW's ELOOP)."""
+
+
+def not_found(path: str, exc: OSError) -> ToolError:
+    """The tool error for a file-system error on `path`: "not found" for a path that vanished or changed kind."""
+    if exc.errno in _VANISHED:
+        return ToolError(f"No file or folder {show_path(path)} under the static root (or it changed while it was "
+                         "read); list_static_files shows what exists.")
+    return ToolError(f"Cannot open {show_path(path)}: {exc.strerror or 'error'}.")
 
 
 def check_path(path: str, *, allow_hidden: bool) -> tuple[str, ...]:
@@ -126,11 +140,13 @@ def read_bytes(found: Found, offset: int, count: int, servable: Callable[[str], 
     try:
         fd = os.open(found.real, flags)
     except OSError as exc:
-        raise ToolError(f"Cannot open {show_path(found.rel)}: {exc.strerror or 'error'}.") from None
+        if exc.errno == errno.ELOOP:  # the resolved file is a symlink now: never followed
+            raise ToolError(f"Cannot open {show_path(found.rel)}: {exc.strerror or 'error'}.") from None
+        raise not_found(found.rel, exc) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (found.st.st_dev, found.st.st_ino):
-            raise ToolError(f"{show_path(found.rel)} is not a regular file, or changed while it was opened.")
+            raise not_found(found.rel, OSError(errno.ENOENT, "changed while it was opened"))
         # Where the descriptor really points, in case a folder on the way was swapped for a symlink meanwhile.
         if os.path.isdir("/proc/self/fd") and not servable(os.readlink(f"/proc/self/fd/{fd}")):
             raise ToolError(f"{show_path(found.rel)} changed while it was opened; it is not served.")

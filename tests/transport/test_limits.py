@@ -1,0 +1,210 @@
+"""Connection limits against hostile clients, on a real uvicorn with raw loopback sockets, on both HTTP parsers:
+an oversized or unfinished request head gets 431 without stalling anyone else, too many header fields get 431,
+a socket that never sends a head is closed, and connections beyond the cap get 503."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from mcp_platform.app import create_app
+from mcp_platform.settings import Settings
+from mcp_platform.transport.limits import server_options
+from tests.support import free_port, make_settings
+
+pytestmark = pytest.mark.wire
+PARSERS = pytest.mark.parametrize("parser", ["httptools", "h11"])
+REPO = Path(__file__).parents[2]
+
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+@contextmanager
+def limited_server(settings: Settings, parser: str) -> Iterator[tuple[str, int]]:
+    """The app on a real uvicorn, configured as `mcp-platform serve` configures it; yields (host, port)."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, capabilities=[]), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
+                            **server_options(settings.http, parser))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def _connect(address: tuple[str, int], timeout: float = 10) -> socket.socket:
+    sock = socket.create_connection(address, timeout=timeout)
+    return sock
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    """The response head (or whatever came before the connection closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _status(head: bytes) -> int:
+    assert head.startswith(b"HTTP/1."), head[:200]
+    return int(head.split(b" ", 2)[1])
+
+
+def _health(address: tuple[str, int]) -> int:
+    with _connect(address) as sock:
+        sock.sendall(HEALTH + b"Connection: close\r\n\r\n")
+        return _status(_read_head(sock))
+
+
+def _send_quietly(sock: socket.socket, data: bytes, chunk: int = 65536) -> None:
+    """Send until done or until the server closes on us (it should, early)."""
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), chunk):
+            sock.sendall(view[start:start + chunk])
+    except OSError:
+        pass
+
+
+def _settings(tmp_path: Path, **http: Any) -> Settings:
+    return make_settings(tmp_path, http=http)
+
+
+@PARSERS
+def test_an_unfinished_8_mib_header_gets_431_quickly_and_others_are_served(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path), parser) as address, _connect(address) as hostile:
+        started = time.monotonic()
+        # A head that never ends: one header value of 8 MiB with no line break after it.
+        sender = threading.Thread(target=_send_quietly, args=(hostile, HEALTH + b"X-Big: " + b"a" * (8 << 20)))
+        sender.start()
+        head = _read_head(hostile)
+        elapsed = time.monotonic() - started
+        sender.join(10)
+        assert _status(head) == 431
+        assert elapsed < 5
+        assert _health(address) == 200
+
+
+@PARSERS
+def test_a_finished_head_over_the_cap_gets_431(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path, max_header_bytes=4096), parser) as address, _connect(address) as sock:
+        sender = threading.Thread(target=_send_quietly, args=(sock, HEALTH + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n"))
+        sender.start()
+        assert _status(_read_head(sock)) == 431
+        sender.join(10)
+        # Just under the cap is fine.
+        with _connect(address) as ok:
+            ok.sendall(HEALTH + b"X-Big: " + b"a" * 3000 + b"\r\nConnection: close\r\n\r\n")
+            assert _status(_read_head(ok)) == 200
+
+
+@PARSERS
+def test_too_many_header_fields_get_431(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path), parser) as address:
+        def fields(count: int) -> bytes:
+            return b"".join(b"X-H%d: v\r\n" % i for i in range(count))
+
+        with _connect(address) as sock:
+            sock.sendall(HEALTH + fields(200) + b"\r\n")
+            assert _status(_read_head(sock)) == 431
+        with _connect(address) as sock:  # exactly the limit is fine: Host, 98 more and Connection
+            sock.sendall(HEALTH + fields(98) + b"Connection: close\r\n\r\n")
+            assert _status(_read_head(sock)) == 200
+
+
+@PARSERS
+def test_a_connection_that_sends_no_head_is_closed_within_the_timeout(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path, head_timeout_seconds=0.5), parser) as address:
+        with _connect(address) as idle:
+            started = time.monotonic()
+            assert idle.recv(1) == b""  # closed by the server; the socket timeout (10 s) bounds the wait
+            assert time.monotonic() - started < 5
+        with _connect(address) as slow:  # a head dribbled out is cut off too
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+            assert slow.recv(1) == b""
+        assert _health(address) == 200
+
+
+@PARSERS
+def test_a_keep_alive_connection_gets_a_fresh_head_deadline(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path, head_timeout_seconds=0.5), parser) as address, \
+            _connect(address) as sock:
+        sock.sendall(HEALTH + b"\r\n")
+        head = _read_head(sock)
+        assert _status(head) == 200
+        # The second request starts its head, then stalls: it is closed by the head deadline, not kept forever.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        rest = head.partition(b"\r\n\r\n")[2]
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        assert b"HTTP/1.1" not in rest
+
+
+@PARSERS
+def test_connections_beyond_the_cap_get_503(tmp_path: Path, parser: str) -> None:
+    with limited_server(_settings(tmp_path, max_connections=2), parser) as address, ExitStack() as held:
+        for _ in range(2):  # two keep-alive connections, each known to the server once it has answered them
+            sock = held.enter_context(_connect(address))
+            sock.sendall(HEALTH + b"\r\n")
+            assert _status(_read_head(sock)) == 200
+        with _connect(address) as third:
+            third.sendall(HEALTH + b"\r\n")
+            head = _read_head(third)
+        assert _status(head) == 503
+        assert b"connection: close" in head.lower()
+        held.close()
+        # Once the held connections are gone, new ones are served again.
+        deadline = time.monotonic() + 10
+        while _health(address) != 200:
+            assert time.monotonic() < deadline, "the server kept refusing after connections closed"
+
+
+def test_serve_applies_the_limits(tmp_path: Path) -> None:
+    """`mcp-platform serve` itself runs with the limits, read from its settings."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
+    env |= {"MCP_PLATFORM_TOKEN": "serve-limits-token", "MCP_PLATFORM_HTTP__MAX_HEADERS": "5"}
+    process = subprocess.Popen([sys.executable, "-m", "mcp_platform", "serve", "--port", str(port),
+                                "--tools-dir", str(tmp_path)], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            try:
+                assert _health(("127.0.0.1", port)) == 200
+                break
+            except OSError:
+                time.sleep(0.05)
+        with _connect(("127.0.0.1", port)) as sock:
+            sock.sendall(HEALTH + b"".join(b"X-H%d: v\r\n" % i for i in range(5)) + b"\r\n")
+            assert _status(_read_head(sock)) == 431
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
