@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -16,7 +15,7 @@ import pytest
 
 from mcp_platform.redact import RedactingFormatter, secret_values
 from mcp_platform.settings import Settings
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 REPO = Path(__file__).parents[1]
 TOKEN = "plain-env-token-9f8e7d6c5b4a"  # not in mcpp_ form, so the token pattern alone would miss it
@@ -33,15 +32,15 @@ def test_the_access_log_holds_no_query_string_and_no_configured_secret(tmp_path:
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+
+        def healthy() -> bool:
+            assert process.poll() is None, "the server exited"
             try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
             except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
+                return False
+
+        wait_until(healthy, timeout=30, what="the server's start")
         with httpx2.Client(base_url=base, timeout=10) as http:
             http.get(f"/mcp?access_token={TOKEN}")
             http.post(f"/mcp?token={TOKEN}&session=abc", json={}, headers={"accept": "application/json"})

@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 REPO = Path(__file__).parents[2]
 CACHE = Path(os.environ.get("MCP_PLATFORM_NPM_CLIENTS", REPO / ".cache" / "npm-clients"))
@@ -100,13 +99,14 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log.read_text()
+    def healthy() -> bool:
+        assert process.poll() is None, f"the server exited ({process.returncode})"
         try:
-            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
+            return httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
         except httpx2.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"the server did not start within 30 s:\n{log.read_text()}"
-        time.sleep(0.05)  # polling another process: nothing to wait on but its socket
+            return False
+
+    try:
+        wait_until(healthy, timeout=30, what="the server's start")  # another process: nothing but its socket to poll
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{log.read_text()}") from None

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from mcp_platform.app import create_app
 from mcp_platform.settings import Settings
 from mcp_platform.transport.limits import server_options
-from tests.support import free_port, make_settings
+from tests.support import free_port, make_settings, running_server, wait_until
 
 pytestmark = pytest.mark.wire
 PARSERS = pytest.mark.parametrize("parser", ["httptools", "h11"])
@@ -34,22 +33,9 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 @contextmanager
 def limited_server(settings: Settings, parser: str) -> Iterator[tuple[str, int]]:
     """The app on a real uvicorn, configured as `mcp-platform serve` configures it; yields (host, port)."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, capabilities=[]), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
-                            **server_options(settings.http, parser))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with running_server(create_app(settings, capabilities=[]), **server_options(settings.http, parser)) as url:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        yield host, int(port)
 
 
 def _connect(address: tuple[str, int], timeout: float = 10) -> socket.socket:
@@ -194,14 +180,14 @@ def test_serve_applies_the_limits(tmp_path: Path) -> None:
                                 "--tools-dir", str(tmp_path)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+        def healthy() -> bool:
+            assert process.poll() is None, "the server exited"
             try:
-                assert _health(("127.0.0.1", port)) == 200
-                break
+                return _health(("127.0.0.1", port)) == 200
             except OSError:
-                time.sleep(0.05)
+                return False
+
+        wait_until(healthy, timeout=30, what="the server's start")
         with _connect(("127.0.0.1", port)) as sock:
             sock.sendall(HEALTH + b"".join(b"X-H%d: v\r\n" % i for i in range(5)) + b"\r\n")
             assert _status(_read_head(sock)) == 431
