@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.wire
 
@@ -72,16 +72,14 @@ def served(tmp_path: Path) -> Iterator[int]:
                                 "--tools-dir", str(tools)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def ready() -> bool:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             try:
-                if httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
+                return httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
             except httpx2.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.05)
+                return False
+
+        wait_until(ready, timeout=30, what="the server's /readyz answering 200")
         yield port
     finally:
         process.terminate()
