@@ -191,30 +191,21 @@ def _httptools_class() -> type[_Limited] | None:
         """uvicorn's httptools protocol with the head limits."""
 
         _in_head = True
-        _begun = False
-        _header_count = 0
 
         def _awaiting_head(self) -> bool:
             return self._in_head
 
         def _head_pending(self) -> bool:
-            return self._in_head and self._begun
+            return self._in_head and self._head_bytes > 0
 
-        def on_message_begin(self) -> None:
-            self._begun = True
-            self._header_count = 0
-            super().on_message_begin()
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._header_count += 1
-            if self._header_count > self.limits.max_headers:
+        # Header fields are counted once the head is complete, not per field: the byte cap already bounds the
+        # parser's work, and a per-field callback would cost every request a dozen Python calls.
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._head_done()
+            if len(self.headers) > self.limits.max_headers:
                 self._refused = True
                 raise _HeadTooLarge
-            super().on_header(name, value)
-
-        def on_headers_complete(self) -> None:
-            self._in_head = self._begun = False
-            self._head_done()
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
