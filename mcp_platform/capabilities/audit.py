@@ -107,8 +107,9 @@ class AuditLog:
     arrival order for at most `admit_timeout` seconds and are then refused with `AuditBacklog`. A finished
     read-only call never waits: `on_tool_call` only appends; a finished writing call waits for the next batch's
     commit (one transaction for all entries queued meanwhile). So no call runs that cannot be recorded, and none
-    waits without bound; the writer takes everything queued in one transaction per batch, and prunes by id arithmetic (an
-    indexed range delete) once per `retention // 10` entries, so it keeps up with thousands of calls a second.
+    waits without bound; the writer takes everything queued in one transaction per batch, and prunes by id
+    arithmetic (an indexed range delete) once per `retention // 10` entries, so it keeps up with thousands of calls
+    a second.
     """
 
     def __init__(self, db: StateDB, retention: int, *, max_pending: int = 10_000, admit_timeout: float = 5.0,
