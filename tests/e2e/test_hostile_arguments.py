@@ -155,3 +155,35 @@ async def test_json_forms_still_pass_strict_validation(shop: tuple[httpx2.AsyncC
     ]:
         result = await _call(client, name, arguments)
         assert not result.get("isError"), (name, _text(result))
+
+
+def _order_ids(db: Path) -> set[int]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM orders")}
+
+
+async def test_orm_writes_take_each_value_only_in_its_json_type(shop: tuple[httpx2.AsyncClient, Path]) -> None:
+    """The values and ids of create/update/delete are typed by the model's columns: a string for an integer
+    column or an id, a number for a string column are refused (reads stay lenient: a filter may say "20")."""
+    client, db = shop
+    before = _order_ids(db)
+    order = {"customer_id": 1, "status": "pending", "placed_on": "2026-01-01"}
+    for name, arguments, expected in [
+        ("delete_record", {"model": "Order", "id": "3"}, "expects an integer"),
+        ("update_record", {"model": "Order", "id": "3", "values": {"note": "x"}}, "expects an integer"),
+        ("update_record", {"model": "Order", "id": 3, "values": {"customer_id": "2"}}, "'customer_id'"),
+        ("update_record", {"model": "Order", "id": 3, "values": {"customer_id": 2.0}}, "'customer_id'"),
+        ("update_record", {"model": "Order", "id": 3, "values": {"note": 5}}, "'note' of model Order expects a string"),
+        ("update_record", {"model": "Customer", "id": 1, "values": {"name": True}}, "'name'"),
+        ("create_record", {"model": "Order", "values": {**order, "customer_id": "1"}}, "'customer_id'"),
+        ("create_record", {"model": "Order", "values": {**order, "customer_id": True}}, "'customer_id'"),
+        ("create_record", {"model": "Customer", "values": {"email": "x@example.com", "name": 12}}, "'name'"),
+    ]:
+        result = await _call(client, name, arguments)
+        assert result.get("isError") is True, (name, arguments, result)
+        assert expected in _text(result), (name, arguments, _text(result))
+    assert _order_ids(db) == before
+    read = await _call(client, "get_record", {"model": "Order", "id": "3"})
+    assert not read.get("isError"), _text(read)  # reads still take the id as a string
+    created = await _call(client, "create_record", {"model": "Order", "values": order})
+    assert not created.get("isError"), _text(created)
