@@ -106,10 +106,10 @@ class AuditLog:
     call through at once while fewer than `max_pending` entries wait to be written; beyond that, calls queue in
     arrival order for at most `admit_timeout` seconds and are then refused with `AuditBacklog`. A finished
     read-only call never waits: `on_tool_call` only appends; a finished writing call waits for the next batch's
-    commit (one transaction for all entries queued meanwhile). So no call runs that cannot be recorded, and none
-    waits without bound; the writer takes everything queued in one transaction per batch, and prunes by id
-    arithmetic (an indexed range delete) once per `retention // 10` entries, so it keeps up with thousands of calls
-    a second.
+    commit (one transaction for all entries queued meanwhile), for at most `admit_timeout` seconds. So no call
+    runs that cannot be recorded, and none waits without bound; the writer takes everything queued in one
+    transaction per batch, and prunes by id arithmetic (an indexed range delete) once per `retention // 10`
+    entries, so it keeps up with thousands of calls a second.
     """
 
     def __init__(self, db: StateDB, retention: int, *, max_pending: int = 10_000, admit_timeout: float = 5.0,
@@ -206,7 +206,14 @@ class AuditLog:
             return
         done = asyncio.get_running_loop().create_future()
         self._durable.append((self._queued, done))
-        await done  # if the call is cancelled meanwhile, its entry is still queued and written
+        try:
+            # Bounded like admission: a stalled state database delays the reply, it does not hang it. Cancelled or
+            # timed out, the entry stays queued and is still written.
+            async with asyncio.timeout(self._admit_timeout):
+                await done
+        except TimeoutError:
+            logger.warning("the audit entry of a %s call is not committed after %.1f s; replying without it",
+                           record.tool[:128], self._admit_timeout)
 
     async def _run(self) -> None:
         while not self._closed:
