@@ -1,4 +1,4 @@
-"""The `mcp-platform` command: serve, stdio, token, tools, connect, doctor, bundle, llms, version."""
+"""The `mcp-platform` command: serve, stdio, token, tools, init, connect, doctor, bundle, llms, version."""
 
 from __future__ import annotations
 
@@ -106,6 +106,16 @@ More tokens: mcp-platform token create --name NAME --scopes read[,write,admin]
 """, flush=True)
 
 
+def _hint_examples(settings: Settings) -> None:
+    """A folder with no config and no tools serves only the built-in tools: say how to get the examples."""
+    from mcp_platform.onboarding.init import EXAMPLE_HINT, looks_empty
+
+    if looks_empty(settings.config_file, list(settings.tools.dirs)):
+        logging.getLogger("mcp_platform").warning(
+            "no mcp-platform.toml and no tools/ folder in %s: serving the built-in tools only; %s", Path.cwd(),
+            EXAMPLE_HINT)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -122,6 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
     token = asyncio.run(_first_token(settings))
     if token is not None:
         _print_first_token(token, settings)
+    _hint_examples(settings)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
                 log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False,
                 **server_options(settings.http))
@@ -204,6 +215,7 @@ def _stdio(args: argparse.Namespace) -> int:
         os.chdir(args.directory)
     settings = _settings(args)
     configure_logging(settings.log_level, secret_values(settings))  # stderr only: stdout carries the protocol
+    _hint_examples(settings)
     app = create_app(settings, overrides=_overrides(args))
     with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed
         asyncio.run(serve_stdio(app))
@@ -226,6 +238,12 @@ def _llms(args: argparse.Namespace) -> int:
     from mcp_platform.onboarding.llms import run_llms
 
     return run_llms(args)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from mcp_platform.onboarding.init import run_init
+
+    return run_init(args)
 
 
 def _bundle(args: argparse.Namespace) -> int:
@@ -267,6 +285,10 @@ def _add_onboarding_commands(sub: Any) -> None:
     doctor.add_argument("--origin", help="check that this Origin is accepted (browser-based clients send one)")
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds per probe (default 15)")
     doctor.set_defaults(func=_doctor)
+
+    init = sub.add_parser("init", help="write the example config, tools and static files into a folder")
+    init.add_argument("directory", nargs="?", default=".", help="the folder (default: the current one)")
+    init.set_defaults(func=_init)
 
     bundle = sub.add_parser("bundle", help="build an MCP Bundle (.mcpb) that Claude Desktop installs in one click")
     bundle.add_argument("--output", help="the .mcpb file to write (default dist/mcp-platform-VERSION-OS-ARCH.mcpb)")

@@ -30,6 +30,9 @@ class ToolCallRecord:
     started_at: float
     """Wall-clock start (seconds since the epoch)."""
     request_id: str | int | None = None
+    read_only: bool = False
+    """The tool is read-only. Observers that keep records make a writing call's record durable before the reply
+    (the audit log does); a read-only call's may be written after it."""
 
 
 @dataclass

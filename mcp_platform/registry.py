@@ -187,7 +187,8 @@ class Tool:
         self._is_async = inspect.iscoroutinefunction(fn)
         # Built when the tool is registered, not when it is decorated: a tool module may define the models its
         # tools return below the tools themselves.
-        signature = inspect_function(fn, "tool", spec.name)
+        # Strict: a model's `true` is not order 1, nor `"0"` the number 0 (tool arguments arrive as JSON, typed).
+        signature = inspect_function(fn, "tool", spec.name, strict=True)
         self._signature = signature
         schema = signature.json_schema()
         if spec.input_schema is not None:

@@ -165,7 +165,8 @@ class AuditSettings(_Section):
     max_pending: int = Field(10_000, ge=1)
     """Entries that may wait to be written; beyond that, new tool calls wait before they run (in arrival order)."""
     admit_timeout_seconds: float = Field(5.0, gt=0)
-    """How long a tool call waits for room in a full audit queue before it is refused with 503 and Retry-After."""
+    """How long a tool call waits for room in a full audit queue before it is refused with 503 and Retry-After;
+    also the longest a writing call's reply waits for its audit entry to be committed."""
 
 
 class FeatureFlag(_Section):

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticSerializationError, to_json
 
 from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError
@@ -102,10 +103,28 @@ class Signature:
     returns: Any
     """The resolved return annotation (`Any` when there is none)."""
     docstring: Docstring
+    strict: bool = False
+    """Take each value only in the JSON type the schema states (tool arguments); otherwise pydantic's lax mode
+    (prompt arguments and URI template variables are strings on the wire, so they are converted)."""
 
     def validate(self, values: dict[str, Any]) -> dict[str, Any]:
         """Validated keyword arguments (without the context), or `ValidationError`."""
-        model = self.model.model_validate(values)
+        if not self.strict:
+            model = self.model.model_validate(values)
+        else:
+            try:
+                # Values decoded from JSON that pass strict Python validation pass strict JSON validation with the
+                # same result, so the common case costs one validation.
+                model = self.model.model_validate(values, strict=True)
+            except ValidationError as exc:
+                # Strict Python mode also refuses what JSON can only spell as a string or an array (a datetime, an
+                # enum's value, a UUID, a tuple): strict JSON mode takes those, and still refuses true for an
+                # integer or "1" for a number. Re-encoding costs only on this path.
+                try:
+                    text = to_json(values)
+                except PydanticSerializationError:  # not from JSON (a direct Python caller): the first answer
+                    raise exc from None
+                model = self.model.model_validate_json(text, strict=True)
         return {name: getattr(model, name) for name in self.names}
 
     def required(self, name: str) -> bool:
@@ -126,8 +145,9 @@ class Signature:
         return schema
 
 
-def inspect_function(fn: Callable[..., Any], kind: str, name: str) -> Signature:
-    """Read `fn` once: `kind` and `name` (`"tool"`, `"add"`) name it in errors and in the model's title.
+def inspect_function(fn: Callable[..., Any], kind: str, name: str, *, strict: bool = False) -> Signature:
+    """Read `fn` once: `kind` and `name` (`"tool"`, `"add"`) name it in errors and in the model's title; `strict`
+    makes `Signature.validate` take only the JSON types the schema states.
 
     Raises `ConfigError` when a hint cannot be resolved, for `*args`/`**kwargs`, positional-only parameters,
     names starting with `_`, two context parameters, or a parameter type pydantic cannot validate.
@@ -165,15 +185,39 @@ def inspect_function(fn: Callable[..., Any], kind: str, name: str) -> Signature:
                              **fields)
     except Exception as exc:
         raise ConfigError(f"{what}: its parameters cannot be validated: {exc}") from exc
-    return Signature(context, model, tuple(fields), hints.get("return", Any), docstring)
+    return Signature(context, model, tuple(fields), hints.get("return", Any), docstring, strict)
+
+
+# A strict type error says which JSON type the schema wants and which one came (never the value itself).
+_EXPECTED = {
+    "int_type": "an integer", "bool_type": "a boolean (true or false)", "string_type": "a string",
+    "float_type": "a number", "dict_type": "an object", "model_type": "an object", "list_type": "an array",
+    "tuple_type": "an array", "set_type": "an array", "frozen_set_type": "an array",
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def explain(exc: ValidationError, limit: int = 10) -> str:
-    """`where: what` for each problem (at most `limit`); never the offending value, which may be huge or secret."""
+    """`where: what` for each problem (at most `limit`); never the offending value, which may be huge or secret,
+    only its JSON type when the type is what is wrong."""
     problems = []
-    for err in exc.errors(include_url=False, include_input=False)[:limit]:
+    for err in exc.errors(include_url=False)[:limit]:
         where = ".".join(str(part) for part in err["loc"]) or "arguments"
-        message = "unexpected argument" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unexpected argument"
+        elif (expected := _EXPECTED.get(err["type"])) is not None:
+            message = f"expected {expected}, got {_json_type(err.get('input'))}"
+        else:
+            message = err["msg"]
         problems.append(f"{where}: {message}")
     more = "" if exc.error_count() <= limit else f" (and {exc.error_count() - limit} more)"
     return "; ".join(problems) + more

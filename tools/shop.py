@@ -198,8 +198,13 @@ class CancelledOrder(BaseModel):
     status: str
 
 
+# JSON integers have no upper bound and the database's have one: bound every id in the signature, so an id out of
+# range is an invalid argument the model can fix, never an OverflowError from the driver.
+OrderId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 @tool(read_only=False, destructive=True, idempotent=True, title="Cancel an order")
-async def cancel_order(ctx: ToolContext, order_id: Annotated[int, Field(ge=1)]) -> CancelledOrder:
+async def cancel_order(ctx: ToolContext, order_id: OrderId) -> CancelledOrder:
     """Cancel an order that has not shipped yet. Refused while the `maintenance_mode` flag is on.
 
     Args:

@@ -2,8 +2,10 @@
 
 Arguments are never stored, only `sha256:` + the first 16 hex digits of their canonical JSON: enough to tell two
 calls apart or match a known call, not to read a value back. Entries are queued by the tool-call hook and written
-by a background task in batches, so a call never waits for the database unless the queue is full; `recent()`
-writes the queue first, so it sees every finished call. Only the newest `retention` entries are kept.
+by a background task in batches. A read-only call never waits for the database unless the queue is full; a call
+of a tool that writes waits until its entry is committed (in the same batch as whatever else is queued), so the
+reply never goes out before the record of the change it reports: a crash right after a write keeps the entry.
+`recent()` writes the queue first, so it sees every finished call. Only the newest `retention` entries are kept.
 """
 
 from __future__ import annotations
@@ -102,10 +104,12 @@ class AuditLog:
 
     Back-pressure is fair and bounded, and sits before the call: `admit()` (a before-tool-call observer) lets a
     call through at once while fewer than `max_pending` entries wait to be written; beyond that, calls queue in
-    arrival order for at most `admit_timeout` seconds and are then refused with `AuditBacklog`. Finished calls
-    never wait: `on_tool_call` only appends. So no call runs that cannot be recorded, and none waits without
-    bound; the writer takes everything queued in one transaction per batch, and prunes by id arithmetic (an
-    indexed range delete) once per `retention // 10` entries, so it keeps up with thousands of calls a second.
+    arrival order for at most `admit_timeout` seconds and are then refused with `AuditBacklog`. A finished
+    read-only call never waits: `on_tool_call` only appends; a finished writing call waits for the next batch's
+    commit (one transaction for all entries queued meanwhile), for at most `admit_timeout` seconds. So no call
+    runs that cannot be recorded, and none waits without bound; the writer takes everything queued in one
+    transaction per batch, and prunes by id arithmetic (an indexed range delete) once per `retention // 10`
+    entries, so it keeps up with thousands of calls a second.
     """
 
     def __init__(self, db: StateDB, retention: int, *, max_pending: int = 10_000, admit_timeout: float = 5.0,
@@ -122,6 +126,12 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._since_prune = 0
+        self._queued = 0
+        """Entries ever queued; an entry's sequence number is the count after it was queued."""
+        self._taken = 0
+        """Entries ever taken out of the queue by a batch that finished (committed, or logged as lost)."""
+        self._durable: deque[tuple[int, asyncio.Future[None]]] = deque()
+        """Writing calls waiting for their entry's batch, in sequence order."""
         self.refused = 0
         """Calls refused because the log was too far behind (exported as a metric)."""
 
@@ -177,6 +187,7 @@ class AuditLog:
                 waiter.set_result(None)
 
     async def on_tool_call(self, record: ToolCallRecord) -> None:
+        """Queue the entry; for a tool that writes, also wait until the batch holding it has been written."""
         self._pending.append({
             "at": record.started_at,
             "principal": record.principal[:256],
@@ -186,10 +197,23 @@ class AuditLog:
             "duration_ms": round(record.duration_s * 1000.0, 3),
             "request_id": None if record.request_id is None else str(record.request_id)[:128],
         })
+        self._queued += 1
         if self._closed:
             await self.flush()
-        else:
-            self._wake.set()
+            return
+        self._wake.set()
+        if record.read_only or self._writer is None:  # not started: nothing writes until close
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._durable.append((self._queued, done))
+        try:
+            # Bounded like admission: a stalled state database delays the reply, it does not hang it. Cancelled or
+            # timed out, the entry stays queued and is still written.
+            async with asyncio.timeout(self._admit_timeout):
+                await done
+        except TimeoutError:
+            logger.warning("the audit entry of a %s call is not committed after %.1f s; replying without it",
+                           record.tool[:128], self._admit_timeout)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -210,6 +234,11 @@ class AuditLog:
                 batch = self._pending[:self._batch_size]
                 del self._pending[:self._batch_size]
                 await self._write(batch)
+                self._taken += len(batch)
+                while self._durable and self._durable[0][0] <= self._taken:
+                    waiter = self._durable.popleft()[1]
+                    if not waiter.done():
+                        waiter.set_result(None)
                 self._release()
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:

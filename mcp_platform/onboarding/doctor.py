@@ -307,7 +307,8 @@ class _Doctor:
                           and not t.get("inputSchema", {}).get("required")), None)
         if probe is None:
             self.add("WARN", "sse", "cannot check streaming: no read-only tool here reports progress",
-                     "add tools/status.py (audit_assets) to the tool folders to make this check possible")
+                     "run `mcp-platform init` in the server's folder for the example tools (audit_assets), or "
+                     "serve a read-only tool that reports progress, to make this check possible")
             return
         body = {"jsonrpc": "2.0", "id": "doctor-sse", "method": "tools/call",
                 "params": {"name": probe["name"], "arguments": arguments, "_meta": {"progressToken": "doctor"}}}

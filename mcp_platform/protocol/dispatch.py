@@ -192,7 +192,8 @@ class Dispatcher:
         elif not isinstance(arguments, dict):
             raise InvalidParams("Invalid params: tools/call 'arguments' must be an object")
         if not call.principal.allows(tool.spec.scope):
-            await self._record(call.principal, name, arguments, "denied", 0.0, time.time(), call.id)
+            await self._record(call.principal, name, arguments, "denied", 0.0, time.time(), call.id,
+                               read_only=tool.spec.read_only)
             raise InsufficientScope(tool.spec.scope, f"tool {name}")
         await self.hooks.check_tool_call(call.principal.name, name)
         return PreparedCall(tool, arguments)
@@ -233,10 +234,11 @@ class Dispatcher:
                 outcome = "error"
         except InputRequired as exc:
             await self._record(principal, name, arguments, "input_required", time.perf_counter() - started, wall,
-                               call.id)
+                               call.id, read_only=tool.spec.read_only)
             return self._input_required(call, f"tool:{name}", ctx, exc)
         except ProtocolError:
-            await self._record(principal, name, arguments, "error", time.perf_counter() - started, wall, call.id)
+            await self._record(principal, name, arguments, "error", time.perf_counter() - started, wall, call.id,
+                               read_only=tool.spec.read_only)
             raise
         except ToolError as exc:
             result, outcome = error_result(str(exc)), "error"
@@ -245,20 +247,23 @@ class Dispatcher:
         except StoreUnavailable as exc:
             result, outcome = error_result(f"The {exc}; try again shortly."), "error"
         except asyncio.CancelledError:
-            await self._record(principal, name, arguments, "cancelled", time.perf_counter() - started, wall, call.id)
+            await self._record(principal, name, arguments, "cancelled", time.perf_counter() - started, wall, call.id,
+                               read_only=tool.spec.read_only)
             raise
         except Exception:
             logger.exception("tool %s raised", name)
             result = error_result(f"Tool {name} failed with an internal error; the details are in the server log.")
             outcome = "exception"
-        await self._record(principal, name, arguments, outcome, time.perf_counter() - started, wall, call.id)
+        # Awaited before the reply: observers that keep records commit a writing call's record first (audit).
+        await self._record(principal, name, arguments, outcome, time.perf_counter() - started, wall, call.id,
+                           read_only=tool.spec.read_only)
         return result.to_wire()
 
     async def _record(self, principal: Principal, tool: str, arguments: dict[str, Any], outcome: Outcome,
-                      duration: float, wall: float, request_id: RequestId) -> None:
+                      duration: float, wall: float, request_id: RequestId, *, read_only: bool) -> None:
         if self.hooks.tool_call:
             await self.hooks.emit_tool_call(ToolCallRecord(principal.name, tool, arguments, outcome, duration, wall,
-                                                           request_id))
+                                                           request_id, read_only))
 
     async def list_resources(self, call: Call) -> dict[str, Any]:
         cursor = call.params.get("cursor")

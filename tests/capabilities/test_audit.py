@@ -276,3 +276,21 @@ async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tm
         # Every call that ran is recorded; the refused one never ran, so it is not there.
         assert [e["tool"] for e in entries].count("add") == 1 + (len(statuses) - 1) + 1
         assert retry.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_writing_calls_entry_is_committed_when_the_hook_returns_and_a_stall_bounds_the_wait(
+        db: StateDB) -> None:
+    log = AuditLog(db, retention=100, admit_timeout=0.2)
+    await log.start()
+    try:
+        await log.on_tool_call(_record())  # a writing call (read_only=False): committed by the time this returns
+        assert await _count(db) == 1
+        async with log._lock:  # the writer is stuck, as on a stalled database
+            with anyio.fail_after(10):
+                await log.on_tool_call(_record())  # gives up waiting after admit_timeout, the entry still queued
+            assert await _count(db) == 1 and log.depth == 1
+        await log.flush()
+        assert await _count(db) == 2
+    finally:
+        await log.close()

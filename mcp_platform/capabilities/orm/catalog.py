@@ -37,8 +37,9 @@ class FieldSpec:
     required: bool
     """Must be given to `create_record`: not nullable, and nothing (default, sequence, autoincrement) fills it."""
 
-    def coerce(self, model: str, value: Any) -> Any:
-        return coerce_value(model, self.name, self.column.type, self.kind, value)
+    def coerce(self, model: str, value: Any, *, strict: bool = False) -> Any:
+        """`value` from JSON for this column; `strict` for writes (see `coerce_value`)."""
+        return coerce_value(model, self.name, self.column.type, self.kind, value, strict=strict)
 
 
 class ModelView:

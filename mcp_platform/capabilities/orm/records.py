@@ -123,13 +123,13 @@ def fit_record(record: dict[str, Any], cap: int, keep: Sequence[str] = ()) -> tu
     return fitted, sorted(cut)
 
 
-def _by_id(view: ModelView, record_id: int | str) -> tuple[FieldSpec, Any]:
+def _by_id(view: ModelView, record_id: int | str, *, strict: bool = False) -> tuple[FieldSpec, Any]:
     if len(view.primary_key) != 1:
         names = ", ".join(field.name for field in view.primary_key)
         raise ToolError(f"Model {view.name} has a composite primary key ({names}); find its records with "
                         f"query_records and a where on {names}.")
     pk = view.primary_key[0]
-    value = pk.coerce(view.name, record_id)
+    value = pk.coerce(view.name, record_id, strict=strict)
     if value is None:
         raise ToolError(f"id must be a value of {view.name}.{pk.name}, not null.")
     return pk, value
@@ -207,7 +207,7 @@ def _values(view: ModelView, values: dict[str, Any], *, creating: bool) -> dict[
         if field.primary_key and not creating:
             raise ToolError(f"Field {name!r} is the primary key of {view.name} and cannot be changed; create a new "
                             "record instead.")
-        value = field.coerce(view.name, raw)
+        value = field.coerce(view.name, raw, strict=True)  # a write: `"true"` is not true, nor `"0"` 0
         if value is None and not field.nullable:
             raise ToolError(f"Field {name!r} of model {view.name} cannot be null.")
         coerced[name] = value
@@ -259,7 +259,7 @@ async def create(backend: OrmBackend, model: str, values: dict[str, Any]) -> dic
 
 async def update(backend: OrmBackend, model: str, record_id: int | str, values: dict[str, Any]) -> dict[str, Any]:
     view = backend.catalog.writable(model)
-    pk, value = _by_id(view, record_id)
+    pk, value = _by_id(view, record_id, strict=True)
     coerced = _values(view, values, creating=False)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -277,7 +277,7 @@ async def update(backend: OrmBackend, model: str, record_id: int | str, values: 
 
 async def delete(backend: OrmBackend, model: str, record_id: int | str) -> dict[str, Any]:
     view = backend.catalog.writable(model)
-    pk, value = _by_id(view, record_id)
+    pk, value = _by_id(view, record_id, strict=True)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         record = await _load(session, view, pk, value)

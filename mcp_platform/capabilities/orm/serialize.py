@@ -84,12 +84,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def coerce_value(model: str, field: str, type_: TypeEngine[Any], kind: Kind, value: Any) -> Any:
+def coerce_value(model: str, field: str, type_: TypeEngine[Any], kind: Kind, value: Any, *,
+                 strict: bool = False) -> Any:
     """`value` (from JSON) as the Python value the column binds, or a `ToolError` naming the field, the expected
-    type and the value. `None` passes through; callers decide whether it is allowed."""
+    type and the value. `None` passes through; callers decide whether it is allowed. `strict` (for writes) takes
+    integers, numbers, booleans and strings only as those JSON types: not `"0"` for 0, `"true"` for true, 1 for
+    `"1"`, or 4.0 for 4; reads stay lenient, so a filter may spell a number as a string."""
     if value is None:
         return None
     try:
+        if strict and not _json_typed(kind, value):
+            raise TypeError(type(value).__name__)
         return _COERCE[kind](type_, value)
     except (ValueError, TypeError, ArithmeticError, binascii.Error) as exc:
         expected = _expected(type_, kind)
@@ -101,6 +106,17 @@ def coerce_value(model: str, field: str, type_: TypeEngine[Any], kind: Kind, val
 
 class _Explained(ValueError):
     """A coercion failure whose message adds something the expected type does not say."""
+
+
+# The JSON types a write takes for each kind that JSON has a type for (booleans are ints in Python: kept apart).
+_STRICT: dict[Kind, tuple[type, ...]] = {
+    Kind.INTEGER: (int,), Kind.FLOAT: (int, float), Kind.BOOLEAN: (bool,), Kind.STRING: (str,),
+}
+
+
+def _json_typed(kind: Kind, value: Any) -> bool:
+    allowed = _STRICT.get(kind)
+    return allowed is None or (isinstance(value, bool) == (kind is Kind.BOOLEAN) and isinstance(value, allowed))
 
 
 def _expected(type_: TypeEngine[Any], kind: Kind) -> str:
@@ -187,6 +203,8 @@ def _string(type_: TypeEngine[Any], value: Any) -> str:
 
 def _enum(type_: TypeEngine[Any], value: Any) -> Any:
     assert isinstance(type_, sa.Enum)
+    if isinstance(value, bool):  # True == 1: not a member's value
+        raise TypeError("boolean")
     if type_.enum_class is not None:
         for member in type_.enum_class:
             if value == member.value or (isinstance(value, str) and value == member.name):

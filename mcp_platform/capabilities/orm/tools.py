@@ -248,8 +248,9 @@ async def create_record(ctx: ToolContext, model: str, values: dict[str, Any]) ->
 
     Args:
         model: Model name of a writable model (see list_models).
-        values: Field values, e.g. {"name": "Ada", "email": "ada@example.com"}. Fields that are required have
-            required_on_create true in describe_model.
+        values: Field values, e.g. {"name": "Ada", "email": "ada@example.com"}, each in its column's JSON type
+            (3, not "3"; true, not "true"). Fields that are required have required_on_create true in
+            describe_model.
     """
     backend = ctx.backend(OrmBackend)
     record = await records.create(backend, model, values)
@@ -265,7 +266,8 @@ async def update_record(ctx: ToolContext, model: str, id: RecordId, values: dict
     Args:
         model: Model name of a writable model (see list_models).
         id: Primary key of the record.
-        values: Fields to change and their new values; fields not named keep their value.
+        values: Fields to change and their new values, each in its column's JSON type (3, not "3"); fields not
+            named keep their value.
     """
     backend = ctx.backend(OrmBackend)
     record = await records.update(backend, model, id, values)

@@ -74,6 +74,7 @@ class StaticFiles:
     def __init__(self, settings: StaticSettings, *, result_budget: int | None = None,
                  cursor_key: bytes | None = None, max_scan_entries: int = MAX_SCAN_ENTRIES) -> None:
         self.configured = settings.root
+        self._root_set = "root" in settings.model_fields_set  # from the file, the environment or an override
         self.allow_hidden = settings.allow_hidden
         self.max_read_bytes = settings.max_read_bytes
         self.result_budget = result_budget
@@ -96,6 +97,10 @@ class StaticFiles:
                     raise FileNotFoundError(self.configured)
                 self._real = os.path.realpath(self.configured)
             except OSError:
+                if not self._root_set:  # the default ./static, absent: typical of a fresh `pip install`
+                    raise ToolError(f"No static root is configured (and the default folder {str(self.configured)!r} "
+                                    "does not exist): set static.root to a folder, or run `mcp-platform init` "
+                                    "to write the example files.") from None
                 raise ToolError(f"The static files folder {str(self.configured)!r} does not exist on the server; "
                                 "create it, or point static.root at an existing folder.") from None
         return self._real

@@ -103,3 +103,22 @@ def test_coerce_value_refuses_with_field_type_and_value(type_: Any, raw: Any, ex
         coerce_value("Model", "field", type_, kind_of(type_), raw)
     message = str(caught.value)
     assert "Field 'field' of model Model" in message and expected in message and repr(raw)[:20] in message
+
+
+@pytest.mark.parametrize(("type_", "raw"), [
+    (sa.Integer(), "42"), (sa.Integer(), 4.0), (sa.Integer(), True), (sa.Float(), "2.5"), (sa.Float(), False),
+    (sa.Boolean(), "true"), (sa.Boolean(), 1), (sa.String(3), 123), (sa.String(), True), (sa.Enum(Colour), True),
+])
+def test_strict_coercion_for_writes_takes_only_the_json_type(type_: Any, raw: Any) -> None:
+    with pytest.raises(ToolError) as caught:
+        coerce_value("Model", "field", type_, kind_of(type_), raw, strict=True)
+    assert "Field 'field' of model Model expects" in str(caught.value)
+
+
+@pytest.mark.parametrize(("type_", "raw", "expected"), [
+    (sa.Integer(), 42, 42), (sa.Float(), 2, 2.0), (sa.Float(), 2.5, 2.5), (sa.Boolean(), False, False),
+    (sa.String(3), "abc", "abc"), (sa.Numeric(10, 2), "12.50", decimal.Decimal("12.50")),
+    (sa.Date(), "2024-02-29", dt.date(2024, 2, 29)), (sa.Enum(Colour), "BLUE", Colour.BLUE),
+])
+def test_strict_coercion_still_takes_json_forms(type_: Any, raw: Any, expected: Any) -> None:
+    assert coerce_value("M", "f", type_, kind_of(type_), raw, strict=True) == expected
