@@ -80,6 +80,9 @@ class HttpSettings(_Section):
     head_timeout_seconds: float = Field(10.0, gt=0)
     """A connection that has not sent a complete request head this long after it opened (or after it started the
     next request) is closed, so idle sockets cannot exhaust file descriptors."""
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    """How long a request may take to send its whole body (after its head); a slower one gets 408 and its
+    connection is closed, so a body trickled in a byte at a time cannot hold a request (and a connection) open."""
     max_connections: int = Field(1000, ge=1)
     """Open connections at most; a request on a connection beyond that gets 503 (and the connection is closed).
     Keep it below the process's file-descriptor limit (`ulimit -n`)."""

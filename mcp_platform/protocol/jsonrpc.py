@@ -1,7 +1,8 @@
 """JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies (errors: `errors.to_wire`).
 
 Parsing is strict because every field reaches dispatch: ids are strings (at most 256 characters) or signed 64-bit
-integers (never null, bool or float), `params` is an object, `method` a non-empty string. Anything else is `InvalidRequest` before any handler sees it.
+integers (never null, bool or float), `params` is an object, `method` a non-empty string. Anything else is
+`InvalidRequest` before any handler sees it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The `/mcp` endpoint: Streamable HTTP for both protocol eras, as one raw ASGI callable.
 
 Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401, or
-429 after repeated failures from one IP), Content-Type (400), Accept (406), body size (413); then the protocol
+429 after repeated failures from one IP), Content-Type (400), Accept (406), body size (413), the body's deadline
+(408, and the connection closed); then the protocol
 edge: JSON (400 -32700), JSON-RPC shape (400 -32600), the token's request budget (429, naming the request), the
 era's own rules, dispatch. A backing service that is down turns into 503 wherever it is hit. This module reads
 and writes bytes; the edge decides, and `errors.to_wire` words every refusal.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 from starlette.types import Receive, Scope, Send
 
 from mcp_platform.auth import TokenVerifier, bearer_token
@@ -24,6 +26,7 @@ from mcp_platform.errors import (
     NotAcceptable,
     OriginForbidden,
     PayloadTooLarge,
+    RequestTimeout,
     StreamConflict,
     Unauthorized,
     UnknownEventId,
@@ -79,6 +82,7 @@ class McpEndpoint:
         self.guard = HostOriginGuard(settings.http)
         self._heartbeat = settings.http.sse_heartbeat_seconds
         self._max_body = settings.http.max_body_bytes
+        self._body_timeout = settings.http.body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hooks.http_response:
@@ -146,17 +150,21 @@ class McpEndpoint:
             if int(declared) > self._max_body:
                 raise self._too_large()
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+        # One deadline for the whole body: the head has its own (transport/limits.py), and without this a body
+        # trickled in a byte at a time would hold the request, and its connection, for as long as it likes.
+        with anyio.move_on_after(self._body_timeout):
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body:
+                    raise self._too_large()
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            return b"".join(chunks)
+        raise RequestTimeout(f"Request timeout: the body did not arrive within {self._body_timeout:g} s")
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"Payload too large: the limit is {self._max_body} bytes")
