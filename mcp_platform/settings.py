@@ -86,6 +86,10 @@ class HttpSettings(_Section):
     max_connections: int = Field(1000, ge=1)
     """Open connections at most; a request on a connection beyond that gets 503 (and the connection is closed).
     Keep it below the process's file-descriptor limit (`ulimit -n`)."""
+    trusted_proxies: list[str] = []
+    """Addresses (IPs or CIDR networks) of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+    believed: the client address (which the failed-auth limit counts by) is then the one the proxy reports. Empty:
+    those headers are ignored from everyone, loopback included (uvicorn alone would trust them from 127.0.0.1)."""
     cors: CorsSettings = CorsSettings()
 
 
@@ -95,7 +99,9 @@ class AuthSettings(_Section):
     metrics_requires_token: bool = True
     """Whether `/metrics` needs a token (any scope)."""
     failed_auth_per_minute: int = Field(30, ge=1)
-    """Failed authentications one client IP may make per minute before it gets 429."""
+    """Failed authentications one client IP may make per minute before its further failures get 429. Only failures
+    are limited: a valid token is admitted from any address. The IP is the socket's, or the forwarded one when
+    the connection comes from one of `http.trusted_proxies`."""
 
 
 class SessionSettings(_Section):

@@ -32,10 +32,12 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
 @contextmanager
-def limited_server(settings: Settings, parser: str) -> Iterator[tuple[str, int]]:
-    """The app on a real uvicorn, configured as `mcp-platform serve` configures it; yields (host, port)."""
+def limited_server(settings: Settings, parser: str, *, capabilities: bool = False) -> Iterator[tuple[str, int]]:
+    """The app (with its default capabilities if asked, else none) on a real uvicorn, configured as `mcp-platform
+    serve` configures it; yields (host, port)."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings, capabilities=[]), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(settings, capabilities=None if capabilities else []), host="127.0.0.1",
+                            port=port,
                             log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
                             **server_options(settings.http, parser))
     server = uvicorn.Server(config)
