@@ -108,7 +108,11 @@ class SessionSettings(_Section):
     ttl_seconds: float = Field(1800.0, gt=0)
     """Idle time after which a handshake-era session expires (then 404)."""
     max_sessions: int = Field(10_000, ge=1)
-    """Open sessions at most; `initialize` beyond that gets 503."""
+    """Open sessions at most. At the cap, `initialize` evicts the least recently used session of the token holding
+    the most sessions; only when every token holds a single session does it get 503."""
+    max_per_principal: int = Field(100, ge=1)
+    """Open sessions one token may hold; its next `initialize` evicts its least recently used session (which then
+    gets 404), so one caller cannot fill the session table and lock every other token out."""
 
 
 class ToolSettings(_Section):
