@@ -101,6 +101,11 @@ class Notifier(Protocol):
 
     async def publish(self, event: dict[str, Any]) -> None: ...
 
+    async def publish_here(self, event: dict[str, Any]) -> None:
+        """To this instance's listeners only: for a change each instance announces once it sees it itself (a
+        flag flip: each instance reloads the flag, then tells its own clients)."""
+        ...
+
     def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
 
 

@@ -115,6 +115,8 @@ class MemoryNotifier:
                     queue.get_nowait()
             queue.put_nowait(event)
 
+    publish_here = publish  # one process: its listeners are all there are
+
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
