@@ -7,6 +7,7 @@ Precedence, highest first: explicit overrides (CLI flags), `MCP_PLATFORM_*` envi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -91,6 +92,16 @@ class HttpSettings(_Section):
     believed: the client address (which the failed-auth limit counts by) is then the one the proxy reports. Empty:
     those headers are ignored from everyone, loopback included (uvicorn alone would trust them from 127.0.0.1)."""
     cors: CorsSettings = CorsSettings()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy[:100]!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return proxies
 
 
 class AuthSettings(_Section):

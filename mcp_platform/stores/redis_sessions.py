@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 # Every script gets the same keys: KEYS[1] the ids by last-seen time, KEYS[2] the owners (id -> principal), KEYS[3]
 # the session counts (principal -> n), KEYS[4] the use counter; ARGV[1] the TTL in ms, ARGV[2] the prefix, from
 # which a session's key and a principal's set of ids (by last use) are named. The header defines `now` (server ms),
-# `drop(id)`, and drops the members idle for the TTL or longer (the memory store's `now - seen >= ttl`), whose
-# session keys Redis has expired at the same moment.
+# `drop(id)` and `use(id, principal)`; `_PRUNE` also drops the members idle for the TTL or longer (the memory
+# store's `now - seen >= ttl`), whose session keys Redis has expired at the same moment (a touch needs no pruning:
+# it only reads its own key, which Redis expires).
 _HEADER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,13 +60,16 @@ local function use(id, principal)
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
   redis.call('PEXPIRE', owned(principal), ttl)
 end
+"""
+
+_PRUNE = _HEADER + """
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)) do drop(id) end
 """
 
 # ARGV[3] the cap, ARGV[4] the per-principal quota, ARGV[5] the id, ARGV[6] the JSON, ARGV[7] the principal.
 # A principal at its quota loses its least recently used session; at the cap, the principal holding the most does,
 # unless every principal holds one. 1 = created, 0 = full.
-_CREATE = _HEADER + """
+_CREATE = _PRUNE + """
 local principal = ARGV[7]
 while redis.call('ZCARD', owned(principal)) >= tonumber(ARGV[4]) do
   drop(redis.call('ZRANGE', owned(principal), 0, 0)[1])
@@ -98,10 +102,17 @@ else
   value = redis.call('GET', key)
   if value then redis.call('PEXPIRE', key, ttl) end
 end
-local owner = redis.call('HGET', KEYS[2], ARGV[3])
-if not value or not owner then
+if not value then
   drop(ARGV[3])
   return false
+end
+local owner = redis.call('HGET', KEYS[2], ARGV[3])
+if not owner then
+  -- A session stored before the quota existed (an upgrade): file it under its principal instead of losing it.
+  local ok, decoded = pcall(cjson.decode, value)
+  owner = ok and type(decoded) == 'table' and type(decoded.principal) == 'string' and decoded.principal or ''
+  redis.call('HSET', KEYS[2], ARGV[3], owner)
+  redis.call('HINCRBY', KEYS[3], owner, 1)
 end
 use(ARGV[3], owner)
 return value
@@ -111,7 +122,7 @@ _DELETE = _HEADER + """
 return drop(ARGV[3])
 """
 
-_COUNT = _HEADER + """
+_COUNT = _PRUNE + """
 return redis.call('ZCARD', KEYS[1])
 """
 

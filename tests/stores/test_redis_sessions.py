@@ -205,3 +205,18 @@ async def test_prefixes_keep_deployments_apart(redis_env: RedisEnv) -> None:
     await green.create(_data())
     assert await green.get(sid) is None
     assert await blue.count() == 1 and await green.count() == 1
+
+
+@pytest.mark.anyio
+async def test_a_session_stored_before_the_quota_existed_is_kept_and_counted(redis_env: RedisEnv) -> None:
+    store = RedisSessionStore(redis_env.client(), ttl_seconds=60, max_sessions=10, max_per_principal=2)
+    await redis_env.admin.set("mcpp:session:old", _data().model_dump_json(), px=60_000)
+    seconds, micros = await redis_env.admin.time()
+    await redis_env.admin.zadd("mcpp:sessions", {"old": seconds * 1000 + micros // 1000})
+    assert await store.count() == 1
+    assert await store.get("old") == _data()
+    first = await store.create(_data())
+    assert await store.count() == 2
+    await store.create(_data())  # alice's third: the old one, least recently used, gives way
+    assert await store.get("old") is None and await store.get(first) is not None
+    assert await store.count() == 2
