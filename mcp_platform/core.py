@@ -117,7 +117,8 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, overrides: Map
         events: EventStore = MemoryEventStore(clock=clock.now)
         bus: Notifier = MemoryNotifier()
         shared_sessions: SessionStore = MemorySessionStore(
-            ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions, clock=clock.now)
+            ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
+            max_per_principal=settings.sessions.max_per_principal, clock=clock.now)
     else:
         from mcp_platform.stores.redis import (
             DEFAULT_PREFIX,
@@ -135,7 +136,8 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, overrides: Map
             stack.push_async_callback(started.close)
         events = RedisEventStore(redis)
         shared_sessions = RedisSessionStore(redis, ttl_seconds=settings.sessions.ttl_seconds,
-                                            max_sessions=settings.sessions.max_sessions)
+                                            max_sessions=settings.sessions.max_sessions,
+                                            max_per_principal=settings.sessions.max_per_principal)
     core = Core(config=ConfigManager(settings, overrides=overrides), clock=clock, state_db=state_db,
                 registry=Registry(), resources=Resources(), prompts=Prompts(), hooks=Hooks(), notifier=notifier,
                 events=events, bus=bus, sessions=sessions if sessions is not None else shared_sessions,

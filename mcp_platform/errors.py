@@ -8,6 +8,7 @@
     │   │   ├── OriginForbidden              403  Origin not on the allow-list
     │   │   ├── UnknownEventId               404  Last-Event-ID this session never saw
     │   │   ├── NotAcceptable                406  Accept lacks a media type the reply may use
+    │   │   ├── RequestTimeout               408  body not in within `http.body_timeout_seconds`; closes
     │   │   ├── StreamConflict               409  a second GET stream for one session
     │   │   ├── PayloadTooLarge              413  body over `http.max_body_bytes`
     │   │   └── MisdirectedRequest           421  Host not on the allow-list
@@ -74,6 +75,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProtocolError",
     "RateLimited",
+    "RequestTimeout",
     "ResourceNotFound",
     "ServiceUnavailable",
     "SessionNotFound",
@@ -175,6 +177,15 @@ class UnknownEventId(InvalidRequest):
 
 class NotAcceptable(InvalidRequest):
     http_status = 406
+
+
+class RequestTimeout(InvalidRequest):
+    """The request body did not arrive in time. The connection is closed: the rest of the body may still come."""
+
+    http_status = 408
+
+    def wire_headers(self) -> Headers:
+        return [(b"connection", b"close")]
 
 
 class StreamConflict(InvalidRequest):

@@ -43,7 +43,8 @@ class Hooks:
     before_request: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     """Called with the principal name on every authenticated request; may raise `RateLimited`."""
     auth_gate: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
-    """Called with the client IP before a token is checked; raises `RateLimited` after too many failures."""
+    """Called with the client IP when its token failed (a valid token skips it); raises `RateLimited` after too
+    many failures."""
     auth_failure: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     """Called with the client IP after a failed authentication."""
     http_response: list[Callable[[int], None]] = field(default_factory=list)

@@ -292,7 +292,8 @@ class Registry:
     """Tools by name, listed in a stable order and filtered by the caller's scopes and by feature flags.
 
     `on_change` callbacks run (in order, awaited by whoever changed the set) whenever what clients see changes:
-    a tool added, removed or redefined, or a flag that gates a tool flipped.
+    a tool added, removed or redefined. A flag that gates a tool is announced by the flags capability instead, on
+    each instance once that instance has the new value (the listing cache is keyed by the flags' state).
     """
 
     def __init__(self) -> None:
@@ -353,7 +354,7 @@ class Registry:
         return before != after, failures
 
     async def changed(self) -> None:
-        """Tell listeners the tool list changed (callers: after a sync, or when a gating flag flipped)."""
+        """Tell listeners the tool list changed (callers: after a sync)."""
         self._listing.clear()
         self._gating = None
         for callback in self.on_change:

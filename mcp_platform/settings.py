@@ -7,6 +7,7 @@ Precedence, highest first: explicit overrides (CLI flags), `MCP_PLATFORM_*` envi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -80,10 +81,27 @@ class HttpSettings(_Section):
     head_timeout_seconds: float = Field(10.0, gt=0)
     """A connection that has not sent a complete request head this long after it opened (or after it started the
     next request) is closed, so idle sockets cannot exhaust file descriptors."""
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    """How long a request may take to send its whole body (after its head); a slower one gets 408 and its
+    connection is closed, so a body trickled in a byte at a time cannot hold a request (and a connection) open."""
     max_connections: int = Field(1000, ge=1)
     """Open connections at most; a request on a connection beyond that gets 503 (and the connection is closed).
     Keep it below the process's file-descriptor limit (`ulimit -n`)."""
+    trusted_proxies: list[str] = []
+    """Addresses (IPs or CIDR networks) of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+    believed: the client address (which the failed-auth limit counts by) is then the one the proxy reports. Empty:
+    those headers are ignored from everyone, loopback included (uvicorn alone would trust them from 127.0.0.1)."""
     cors: CorsSettings = CorsSettings()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy[:100]!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return proxies
 
 
 class AuthSettings(_Section):
@@ -92,14 +110,20 @@ class AuthSettings(_Section):
     metrics_requires_token: bool = True
     """Whether `/metrics` needs a token (any scope)."""
     failed_auth_per_minute: int = Field(30, ge=1)
-    """Failed authentications one client IP may make per minute before it gets 429."""
+    """Failed authentications one client IP may make per minute before its further failures get 429. Only failures
+    are limited: a valid token is admitted from any address. The IP is the socket's, or the forwarded one when
+    the connection comes from one of `http.trusted_proxies`."""
 
 
 class SessionSettings(_Section):
     ttl_seconds: float = Field(1800.0, gt=0)
     """Idle time after which a handshake-era session expires (then 404)."""
     max_sessions: int = Field(10_000, ge=1)
-    """Open sessions at most; `initialize` beyond that gets 503."""
+    """Open sessions at most. At the cap, `initialize` evicts the least recently used session of the token holding
+    the most sessions; only when every token holds a single session does it get 503."""
+    max_per_principal: int = Field(100, ge=1)
+    """Open sessions one token may hold; its next `initialize` evicts its least recently used session (which then
+    gets 404), so one caller cannot fill the session table and lock every other token out."""
 
 
 class ToolSettings(_Section):

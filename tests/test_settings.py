@@ -24,7 +24,8 @@ def test_precedence_file_env_overrides(tmp_path: Path, monkeypatch: pytest.Monke
                                              ("[http]\nport = 70000\n", "http.port"),
                                              ("unknown_key = 1\n", "unknown_key"),
                                              ("[auth]\nmode = 'open'\n", "auth.mode"),
-                                             ("[flags.'bad name']\ndefault = true\n", "flags")])
+                                             ("[flags.'bad name']\ndefault = true\n", "flags"),
+                                             ("[http]\ntrusted_proxies = ['proxy.local']\n", "http.trusted_proxies")])
 def test_invalid_values_name_the_field(tmp_path: Path, text: str, field: str) -> None:
     config = tmp_path / "c.toml"
     config.write_text(text)

@@ -202,15 +202,22 @@ async def _start(core: Core, stack: AsyncExitStack) -> Started:
     await store.load()
     core.flags.provide(store)
 
+    async def tools_changed_here() -> None:
+        # Each instance tells its own clients, once its own copy of the flag changed: a list_changed forwarded from
+        # the instance that flipped it would reach this one's clients before this one lists the new tools, and a
+        # client that lists at once would keep the old list.
+        await core.notifier.publish_here({"kind": "tools"})  # in process: it cannot fail on an outage
+
     async def flipped(name: str, enabled: bool) -> None:
         # Flag-gated tools appear and disappear with their flag, on every instance: the one that flipped it tells
         # the others to reload their copy.
         await announce(core.bus, {"kind": "flag", "name": name})
         if name in core.registry.gating_flags():
-            await core.registry.changed()
+            await tools_changed_here()
 
     store.on_change.append(flipped)
-    run_until_shutdown(functools.partial(_reload_on_flag_events, store, core.bus), stack)
+    run_until_shutdown(functools.partial(_reload_on_flag_events, store, core.bus, core.registry.gating_flags,
+                                         tools_changed_here), stack)
 
     async def adopt(new: Settings) -> None:
         store.update_declarations(new.flags)
@@ -218,9 +225,11 @@ async def _start(core: Core, stack: AsyncExitStack) -> Started:
     return Started(backends=[store], on_reload=adopt)
 
 
-async def _reload_on_flag_events(store: FlagStore, bus: Notifier, stop: asyncio.Event) -> None:
-    """Reload the flags whenever another instance changed one. Stops only between events, so a reload is never
-    cut off halfway through its query."""
+async def _reload_on_flag_events(store: FlagStore, bus: Notifier, gating: Callable[[], tuple[str, ...]],
+                                 tools_changed: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Reload the flags whenever an instance changed one (this one too: its copy is already current, so nothing
+    changes), and call `tools_changed` when a flag that gates a tool changed here by it. Stops only between
+    events, so a reload is never cut off halfway through its query."""
     events = bus.subscribe()
     stopping = asyncio.ensure_future(stop.wait())
     upcoming: asyncio.Future[dict[str, Any]] | None = None
@@ -231,10 +240,14 @@ async def _reload_on_flag_events(store: FlagStore, bus: Notifier, stop: asyncio.
             if stopping in done:
                 return
             if upcoming.result().get("kind") == "flag":
+                before = {name: store.is_on(name) for name in gating()}
                 try:
                     await store.load()
                 except Exception:  # the state database may be down; the next flag event retries
                     logger.warning("could not reload feature flags after a change elsewhere", exc_info=True)
+                    continue
+                if any(store.is_on(name) != on for name, on in before.items()):
+                    await tools_changed()
     finally:
         stopping.cancel()
         if upcoming is not None and not upcoming.done():

@@ -151,7 +151,8 @@ class RateLimiter:
         self._refuse(await self.hit_tool(principal_name, tool_name), f"calls of tool {tool_name}")
 
     async def check_auth_allowed(self, ip: str) -> None:
-        """Before checking a token: raise `RateLimited` if `ip` has used up its failed authentications."""
+        """After a token failed (a valid one is never gated): raise `RateLimited` if `ip` has used up its failed
+        authentications, so the answer is 429 rather than 401."""
         self._refuse(await self.peek_failed_auth(ip), "failed authentications from this address")
 
     async def note_auth_failure(self, ip: str) -> None:

@@ -95,10 +95,6 @@ class RunningCalls(Protocol):
     async def reply(self, session_id: str, request_id: Any, result: Any, error: Any) -> None: ...
 
 
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool)
-
-
 def _request_id(message: jsonrpc.Message) -> jsonrpc.RequestId:
     assert message.id is not None, "only requests become calls"
     return message.id
@@ -141,11 +137,12 @@ class ProtocolEdge:
     # -- framing and budget ----------------------------------------------------------------------------------------
 
     def decode(self, body: bytes, facts: Facts) -> jsonrpc.Message | list[Any]:
-        """One JSON-RPC message, or a batch's raw items. A valid id is recorded even when the rest is wrong."""
+        """One JSON-RPC message, or a batch's raw items. A valid id is recorded even when the rest is wrong; an
+        oversized one never is, so its refusal does not carry a copy of it."""
         decoded = jsonrpc.parse_json(body)
         if isinstance(decoded, list):
             return decoded
-        if isinstance(decoded, dict) and _valid_id(raw_id := decoded.get("id")):
+        if isinstance(decoded, dict) and jsonrpc.echoable_id(raw_id := decoded.get("id")):
             facts.msg_id = raw_id
         return jsonrpc.classify(decoded)
 
@@ -284,7 +281,7 @@ class ProtocolEdge:
                     await self.sessions.update(session_id, session)
         elif message.method == "notifications/cancelled":
             request_id = message.params.get("requestId")
-            if _valid_id(request_id):
+            if jsonrpc.echoable_id(request_id):
                 await self._calls.cancel(session_id, request_id)
         # Anything else (roots/list_changed, the client's own progress) needs no action here.
 

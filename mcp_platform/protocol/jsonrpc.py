@@ -1,7 +1,8 @@
 """JSON-RPC 2.0 framing: parse a POST body into messages, and serialise replies (errors: `errors.to_wire`).
 
-Parsing is strict because every field reaches dispatch: ids are strings or integers (never null, bool or float),
-`params` is an object, `method` a non-empty string. Anything else is `InvalidRequest` before any handler sees it.
+Parsing is strict because every field reaches dispatch: ids are strings (at most 256 characters) or signed 64-bit
+integers (never null, bool or float), `params` is an object, `method` a non-empty string. Anything else is
+`InvalidRequest` before any handler sees it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pydantic_core import from_json, to_json
 
 from mcp_platform.errors import InvalidParams, InvalidRequest, ParseError
 
-__all__ = ["Message", "RequestId", "classify", "encode", "parse_json", "result_bytes"]
+__all__ = ["Message", "RequestId", "classify", "encode", "echoable_id", "parse_json", "result_bytes"]
 
 RequestId = str | int
 
-# A request id is echoed into every reply and kept in the in-flight table: keep it small.
+# A request id is echoed into every reply and kept in the in-flight table: keep it small. Integers beyond a signed
+# 64-bit range are refused too: most clients could not even compare them (JSON numbers are doubles in JavaScript).
 _MAX_ID_LENGTH = 256
+_MAX_ID_INT = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -41,15 +44,27 @@ def parse_json(body: bytes) -> Any:
         raise ParseError(f"Parse error: {str(exc)[:200]}") from None
 
 
+def echoable_id(value: Any) -> bool:
+    """Whether `value` is an id this server accepts, and so may echo: a string of at most 256 characters or a
+    signed 64-bit integer. A refusal of any other id is answered with a null id, never a copy of it."""
+    if isinstance(value, str):
+        return len(value) <= _MAX_ID_LENGTH
+    return isinstance(value, int) and not isinstance(value, bool) and -_MAX_ID_INT - 1 <= value <= _MAX_ID_INT
+
+
 def _request_id(raw: dict[str, Any]) -> RequestId | None:
     if "id" not in raw:
         return None
     value = raw["id"]
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRequest("Invalid Request: id must be a string or an integer")
-    if isinstance(value, str) and len(value) > _MAX_ID_LENGTH:
-        raise InvalidRequest(f"Invalid Request: id is longer than {_MAX_ID_LENGTH} characters")
-    return value
+    if isinstance(value, str):
+        if len(value) > _MAX_ID_LENGTH:
+            raise InvalidRequest(f"Invalid Request: id is longer than {_MAX_ID_LENGTH} characters")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not echoable_id(value):
+            raise InvalidRequest("Invalid Request: an integer id must fit in a signed 64-bit integer")
+        return value
+    raise InvalidRequest("Invalid Request: id must be a string or an integer")
 
 
 def classify(obj: Any) -> Message:

@@ -41,11 +41,15 @@ class SessionData(BaseModel):
 
 
 class SessionsFull(Exception):
-    """The store is at its maximum size; `initialize` gets 503."""
+    """The store is at its maximum size and every principal in it holds a single session; `initialize` gets 503."""
 
 
 class SessionStore(Protocol):
-    async def create(self, data: SessionData) -> str: ...
+    async def create(self, data: SessionData) -> str:
+        """A new session's id. A principal at its quota (`sessions.max_per_principal`) first loses its least
+        recently used session; at the cap (`sessions.max_sessions`) the principal holding the most does, so one
+        caller cannot lock the others out. Raises `SessionsFull` only when every principal holds one."""
+        ...
 
     async def get(self, session_id: str) -> SessionData | None:
         """The session, refreshing its idle timer; `None` when unknown or expired."""
@@ -96,6 +100,11 @@ class Notifier(Protocol):
     ...}`), fanned out to every open listener, on every instance for shared implementations."""
 
     async def publish(self, event: dict[str, Any]) -> None: ...
+
+    async def publish_here(self, event: dict[str, Any]) -> None:
+        """To this instance's listeners only: for a change each instance announces once it sees it itself (a
+        flag flip: each instance reloads the flag, then tells its own clients)."""
+        ...
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
 

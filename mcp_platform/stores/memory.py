@@ -115,6 +115,8 @@ class MemoryNotifier:
                     queue.get_nowait()
             queue.put_nowait(event)
 
+    publish_here = publish  # one process: its listeners are all there are
+
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
@@ -130,13 +132,37 @@ class MemoryNotifier:
 
 
 class MemorySessionStore:
-    """In-process sessions with an idle TTL and a size cap; least recently used first to expire."""
+    """In-process sessions with an idle TTL, a size cap and a per-principal quota; least recently used first to
+    expire or be evicted. Eviction order: a principal at its quota gives up its own least recently used session;
+    at the cap, the principal holding the most does; when every principal holds one, `create` refuses."""
 
-    def __init__(self, *, ttl_seconds: float, max_sessions: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, ttl_seconds: float, max_sessions: int, max_per_principal: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._max = max_sessions
+        self._quota = max_sessions if max_per_principal is None else max_per_principal
         self._clock = clock
         self._items: OrderedDict[str, tuple[float, SessionData]] = OrderedDict()
+        # Per principal, its session ids in last-seen order (the same order as `_items`, restricted to it).
+        self._owned: dict[str, OrderedDict[str, None]] = {}
+
+    def _drop(self, session_id: str) -> bool:
+        entry = self._items.pop(session_id, None)
+        if entry is None:
+            return False
+        owned = self._owned.get(entry[1].principal)
+        if owned is not None:
+            owned.pop(session_id, None)
+            if not owned:
+                del self._owned[entry[1].principal]
+        return True
+
+    def _touch(self, session_id: str, now: float, data: SessionData) -> None:
+        self._items[session_id] = (now, data)
+        self._items.move_to_end(session_id)
+        owned = self._owned.setdefault(data.principal, OrderedDict())
+        owned[session_id] = None
+        owned.move_to_end(session_id)
 
     def _expire(self, now: float) -> None:
         # Entries are in last-seen order, so expired ones are all at the front.
@@ -144,15 +170,24 @@ class MemorySessionStore:
             first_id, (seen, _) = next(iter(self._items.items()))
             if now - seen < self._ttl:
                 break
-            del self._items[first_id]
+            self._drop(first_id)
+
+    def _evict_oldest_of(self, principal: str) -> None:
+        self._drop(next(iter(self._owned[principal])))
 
     async def create(self, data: SessionData) -> str:
         now = self._clock()
         self._expire(now)
+        while len(self._owned.get(data.principal, ())) >= self._quota:
+            self._evict_oldest_of(data.principal)
         if len(self._items) >= self._max:
-            raise SessionsFull(f"the server holds its maximum of {self._max} sessions")
+            # Only at the cap, so scanning the principals is rare; it is bounded by the cap.
+            biggest = max(self._owned, key=lambda name: len(self._owned[name]))
+            if len(self._owned[biggest]) < 2:
+                raise SessionsFull(f"the server holds its maximum of {self._max} sessions")
+            self._evict_oldest_of(biggest)
         session_id = new_session_id()
-        self._items[session_id] = (now, data)
+        self._touch(session_id, now, data)
         return session_id
 
     async def get(self, session_id: str) -> SessionData | None:
@@ -161,19 +196,20 @@ class MemorySessionStore:
             return None
         now = self._clock()
         if now - entry[0] >= self._ttl:
-            del self._items[session_id]
+            self._drop(session_id)
             return None
-        self._items[session_id] = (now, entry[1])
-        self._items.move_to_end(session_id)
+        self._touch(session_id, now, entry[1])
         return entry[1]
 
     async def update(self, session_id: str, data: SessionData) -> None:
-        if session_id in self._items:
-            self._items[session_id] = (self._clock(), data)
-            self._items.move_to_end(session_id)
+        entry = self._items.get(session_id)
+        if entry is not None:
+            if entry[1].principal != data.principal:
+                self._drop(session_id)  # re-filed under its new owner
+            self._touch(session_id, self._clock(), data)
 
     async def delete(self, session_id: str) -> bool:
-        return self._items.pop(session_id, None) is not None
+        return self._drop(session_id)
 
     async def count(self) -> int:
         self._expire(self._clock())

@@ -2,9 +2,10 @@
 
 `publish` sends compact JSON on one channel (`{prefix}changes`). Each instance runs one background reader that is
 subscribed to it and hands every message to its local subscribers through a `MemoryNotifier`, so an instance's
-own events also arrive by way of Redis, exactly once. The reader outlives Redis outages: it logs the first
-failure, retries with a doubling, bounded delay, subscribes again, and goes on. Events published while it was
-disconnected are lost; they are hints, and the next change says the same thing again.
+own events also arrive by way of Redis, exactly once; `publish_here` reaches this instance's subscribers only.
+The reader outlives Redis outages: it logs the first failure, retries with a doubling, bounded delay, subscribes
+again, and goes on. Events published while it was disconnected are lost; they are hints, and the next change says
+the same thing again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class RedisNotifier:
         payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
         with unavailable():
             await self._client.publish(self.channel, payload)
+
+    async def publish_here(self, event: dict[str, Any]) -> None:
+        await self._local.publish(event)
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         return self._local.subscribe()

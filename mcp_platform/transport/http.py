@@ -1,14 +1,16 @@
 """The `/mcp` endpoint: Streamable HTTP for both protocol eras, as one raw ASGI callable.
 
 Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401, or
-429 after repeated failures from one IP), Content-Type (400), Accept (406), body size (413); then the protocol
-edge: JSON (400 -32700), JSON-RPC shape (400 -32600), the token's request budget (429, naming the request), the
-era's own rules, dispatch. A backing service that is down turns into 503 wherever it is hit. This module reads
+429 for a failure after repeated failures from one IP; a valid token is never refused for its address's failures),
+Content-Type (400), Accept (406), body size (413), the body's deadline (408, and the connection closed); then the
+protocol edge: JSON (400 -32700), JSON-RPC shape (400 -32600), the token's request budget (429, naming the request),
+the era's own rules, dispatch. A backing service that is down turns into 503 wherever it is hit. This module reads
 and writes bytes; the edge decides, and `errors.to_wire` words every refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from mcp_platform.errors import (
     NotAcceptable,
     OriginForbidden,
     PayloadTooLarge,
+    RequestTimeout,
     StreamConflict,
     Unauthorized,
     UnknownEventId,
@@ -79,6 +82,7 @@ class McpEndpoint:
         self.guard = HostOriginGuard(settings.http)
         self._heartbeat = settings.http.sse_heartbeat_seconds
         self._max_body = settings.http.max_body_bytes
+        self._body_timeout = settings.http.body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hooks.http_response:
@@ -126,13 +130,16 @@ class McpEndpoint:
     async def _authenticate(self, scope: Scope, headers: Mapping[str, str]) -> Principal:
         if self.verifier is None:
             return ANONYMOUS
-        client = scope.get("client")
-        ip = client[0] if client else "unknown"
-        await self.hooks.check_auth_allowed(ip)
+        # The token first: the failed-auth limit counts failures, so a valid token is admitted whatever else came
+        # from its address (behind a proxy every client shares one). Verifying is a hash and an in-memory lookup,
+        # so a flood of wrong tokens costs that much each, and then 429 once its address is over the limit.
         token = bearer_token(headers.get("authorization"))
         principal = await self.verifier.verify(token) if token else None
         if principal is not None:
             return principal
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        await self.hooks.check_auth_allowed(ip)
         await self.hooks.note_auth_failure(ip)
         raise Unauthorized(credentials_sent=token is not None or "authorization" in headers)
 
@@ -146,16 +153,22 @@ class McpEndpoint:
             if int(declared) > self._max_body:
                 raise self._too_large()
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        # One deadline for the whole body: the head has its own (transport/limits.py), and without this a body
+        # trickled in a byte at a time would hold the request, and its connection, for as long as it likes.
+        try:
+            async with asyncio.timeout(self._body_timeout):  # a third of anyio.move_on_after's cost per request
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise self._too_large()
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            raise RequestTimeout(f"Request timeout: the body did not arrive within {self._body_timeout:g} s") from None
         return b"".join(chunks)
 
     def _too_large(self) -> PayloadTooLarge:

@@ -7,6 +7,7 @@ is fed to the parser at most `max_header_bytes` at a time, and a head that is st
 bytes (or that holds more than `max_headers` fields) is answered 431 and its connection closed. A connection that
 sends no complete head within `head_timeout_seconds` is closed: uvicorn only times out connections that finished
 a request. Beyond `max_connections` open connections, requests get uvicorn's 503 (`limit_concurrency`).
+`X-Forwarded-For` is believed only from the `trusted_proxies` (none by default).
 """
 
 from __future__ import annotations
@@ -235,4 +236,7 @@ def server_options(http: HttpSettings, parser: str = "auto") -> dict[str, Any]:
         # uvicorn answers 503 once the open connections, this one included, reach limit_concurrency.
         "limit_concurrency": http.max_connections + 1,
         "h11_max_incomplete_event_size": http.max_header_bytes,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the configured proxies count.
+        "proxy_headers": bool(http.trusted_proxies),
+        "forwarded_allow_ips": list(http.trusted_proxies),
     }

@@ -104,6 +104,35 @@ SCENARIOS = [
              error=(-32600, "id must be a string or an integer")),
     Scenario("a fractional id", "handshake", b'{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}', 400,
              error=(-32600, "id must be")),
+    # An oversized id is refused with a null id: echoing it would turn a 3 MB request into a 3 MB error reply.
+    Scenario("a 3 MB string id is refused without an echo", "handshake",
+             b'{"jsonrpc":"2.0","id":"' + b"x" * 3_000_000 + b'","method":"tools/list"}', 400,
+             error=(-32600, "id is longer than 256 characters")),
+    Scenario("an integer id beyond 2**63 is refused without an echo", "handshake",
+             b'{"jsonrpc":"2.0","id":%d,"method":"tools/list"}' % 2**63, 400,
+             error=(-32600, "signed 64-bit integer")),
+    Scenario("a negative integer id beyond -2**63 is refused", "handshake",
+             b'{"jsonrpc":"2.0","id":%d,"method":"tools/list"}' % (-(2**63) - 1), 400,
+             error=(-32600, "signed 64-bit integer")),
+    Scenario("a 4000-digit integer id is refused without an echo", "handshake",
+             b'{"jsonrpc":"2.0","id":' + b"9" * 4000 + b',"method":"tools/list"}', 400,
+             error=(-32600, "signed 64-bit integer")),
+    Scenario("a 3 MB string id at 2026-07-28 is refused without an echo", "modern",
+             json.dumps(request("tools/list", era="modern", msg_id="z" * 3_000_000)).encode(), 400,
+             error=(-32600, "id is longer than 256 characters")),
+    Scenario("an integer id beyond 2**63 at 2026-07-28 is refused without an echo", "modern",
+             json.dumps(request("tools/list", era="modern", msg_id=2**64)).encode(), 400,
+             error=(-32600, "signed 64-bit integer")),
+    Scenario("a number too long to parse is a parse error", "handshake",
+             b'{"jsonrpc":"2.0","id":' + b"9" * 100_000 + b',"method":"tools/list"}', 400,
+             error=(-32700, "Parse error")),
+    Scenario("the largest 64-bit integer id is echoed", "handshake", request("ping", msg_id=2**63 - 1), 200,
+             result={}),
+    Scenario("a 256-character string id is echoed", "handshake", request("ping", msg_id="i" * 256), 200,
+             result={}),
+    Scenario("an oversized id on an otherwise invalid request is not echoed", "handshake",
+             b'{"jsonrpc":"2.0","id":"' + b"y" * 300 + b'","method":"ping","params":[]}', 400,
+             error=(-32600, "id is longer than 256 characters")),
     Scenario("not JSON", "handshake", b'{"jsonrpc": "2.0", "id": 1, "method": "tools/li', 400,
              error=(-32700, "Parse error")),
     Scenario("a batch", "modern", [request("tools/list", era="modern"), request("tools/list", era="modern", msg_id=2)],
@@ -149,7 +178,7 @@ class StdioPeer:
 async def via_stdio(app: Any, scenario: Scenario, principal: Principal) -> dict[str, Any] | None:
     state = app.state.mcp
     peer = StdioPeer()
-    connection = StdioConnection(state.dispatcher, peer.write, max_message_bytes=4096, principal=principal,
+    connection = StdioConnection(state.dispatcher, peer.write, max_message_bytes=8 * 1024 * 1024, principal=principal,
                                  notifier=state.core.notifier)
     serving = asyncio.create_task(connection.serve(peer.lines()))
     try:

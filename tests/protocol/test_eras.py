@@ -112,11 +112,15 @@ async def test_expired_session_is_404(client: httpx2.AsyncClient, clock: TestClo
     assert (await _rpc(client, _session_headers(session), "ping")).status_code == 404
 
 
-async def test_full_session_store_is_503(client: httpx2.AsyncClient) -> None:
-    for _ in range(3):
-        await open_session(client)
-    response = await client.post("/mcp", headers=JSON_HEADERS, json={
-        "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}})
+async def test_a_store_full_of_single_sessions_is_503(tmp_path: Path) -> None:
+    """At the cap a token holding several sessions gives one up (tests/transport/test_session_quota.py); when
+    every token holds one, there is nobody to evict and `initialize` gets 503."""
+    store = MemorySessionStore(ttl_seconds=60, max_sessions=3)
+    for name in ("ann", "bob", "cid"):
+        await store.create(SessionData(protocol_version="2025-11-25", principal=name))
+    async with asgi_client(create_app(make_settings(tmp_path), capabilities=[], sessions=store)) as client:
+        response = await client.post("/mcp", headers=JSON_HEADERS, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}})
     assert response.status_code == 503
 
 

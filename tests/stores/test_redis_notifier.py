@@ -69,6 +69,17 @@ async def test_an_event_reaches_the_subscribers_of_every_instance_once(redis_env
 
 
 @pytest.mark.anyio
+async def test_publish_here_reaches_this_instance_only(redis_env: RedisEnv) -> None:
+    async with RedisNotifier(redis_env.client()) as one, RedisNotifier(redis_env.client()) as two, \
+            Listener(one) as on_one, Listener(two) as on_two:
+        await one.publish_here({"kind": "tools"})
+        await one.publish({"kind": "prompts"})  # shared: its arrival on two shows "tools" would have come first
+        assert [await on_one.next(), await on_one.next()] == [{"kind": "tools"}, {"kind": "prompts"}]
+        assert await on_two.next() == {"kind": "prompts"}
+        assert on_one.pending() == on_two.pending() == 0
+
+
+@pytest.mark.anyio
 async def test_messages_that_are_not_change_events_are_ignored(redis_env: RedisEnv,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     async with RedisNotifier(redis_env.client()) as notifier, Listener(notifier) as listener:

@@ -18,10 +18,13 @@ def _data(principal: str = "alice", **changes: object) -> SessionData:
     return SessionData(protocol_version="2025-11-25", principal=principal, client_info={"name": "t"}, **changes)
 
 
-def _store(twin: Twin, *, ttl_seconds: float = 60.0, max_sessions: int = 10) -> SessionStore:
+def _store(twin: Twin, *, ttl_seconds: float = 60.0, max_sessions: int = 10,
+           max_per_principal: int | None = None) -> SessionStore:
     if twin.kind == "memory":
-        return MemorySessionStore(ttl_seconds=ttl_seconds, max_sessions=max_sessions, clock=twin.clock)
-    return RedisSessionStore(twin.redis.client(), ttl_seconds=ttl_seconds, max_sessions=max_sessions)
+        return MemorySessionStore(ttl_seconds=ttl_seconds, max_sessions=max_sessions,
+                                  max_per_principal=max_per_principal, clock=twin.clock)
+    return RedisSessionStore(twin.redis.client(), ttl_seconds=ttl_seconds, max_sessions=max_sessions,
+                             max_per_principal=max_per_principal)
 
 
 # Behaviours shared with the memory store.
@@ -53,31 +56,63 @@ async def test_update_replaces_the_data_of_known_sessions_only(twin: Twin) -> No
 
 
 @pytest.mark.anyio
-async def test_a_full_store_refuses_until_a_session_leaves(twin: Twin) -> None:
+async def test_a_full_store_of_single_sessions_refuses_until_a_session_leaves(twin: Twin) -> None:
     store = _store(twin, max_sessions=2)
-    first = await store.create(_data())
-    await store.create(_data())
+    first = await store.create(_data("ann"))
+    await store.create(_data("bob"))
     with pytest.raises(SessionsFull, match="maximum of 2 sessions"):
-        await store.create(_data())
+        await store.create(_data("cid"))
     await store.delete(first)
-    await store.create(_data())
+    await store.create(_data("cid"))
     assert await store.count() == 2
 
 
 @pytest.mark.anyio
-async def test_idle_sessions_expire_and_free_their_places(twin: Twin) -> None:
-    store = _store(twin, ttl_seconds=60, max_sessions=2)
-    first = await store.create(_data())
+async def test_a_principal_at_its_quota_gives_up_its_least_recently_used_session(twin: Twin) -> None:
+    store = _store(twin, max_sessions=10, max_per_principal=3)
+    first, second, third = [await store.create(_data()) for _ in range(3)]
+    bob = await store.create(_data("bob"))
+    await twin.elapse(1)
+    assert await store.get(first) is not None  # now second is alice's least recently used
+    fourth = await store.create(_data())
+    assert await store.get(second) is None
+    assert [await store.get(sid) is not None for sid in (first, third, fourth, bob)] == [True] * 4
+    await store.update(third, _data(initialized=True))  # an update counts as use too
     await store.create(_data())
+    assert await store.get(first) is None and await store.get(third) is not None
+    assert await store.count() == 4
+
+
+@pytest.mark.anyio
+async def test_at_the_cap_the_principal_holding_the_most_gives_way(twin: Twin) -> None:
+    store = _store(twin, max_sessions=4, max_per_principal=3)
+    ann = [await store.create(_data("ann")) for _ in range(3)]
+    bob = await store.create(_data("bob"))
+    cid = await store.create(_data("cid"))
+    assert [await store.get(sid) is not None for sid in (*ann, bob, cid)] == [False, True, True, True, True]
+    dan = await store.create(_data("dan"))
+    assert [await store.get(sid) is not None for sid in (*ann, bob, cid, dan)] == [False, False, True] + [True] * 3
+    with pytest.raises(SessionsFull):
+        await store.create(_data("eve"))
+    assert await store.count() == 4
+
+
+@pytest.mark.anyio
+async def test_idle_sessions_expire_and_free_their_places(twin: Twin) -> None:
+    store = _store(twin, ttl_seconds=60, max_sessions=2, max_per_principal=1)
+    first = await store.create(_data())
+    await store.create(_data("bob"))
     await twin.elapse(59)
     assert await store.count() == 2
     await twin.elapse(1)
     assert await store.count() == 0
     assert await store.get(first) is None
     await store.create(_data())
-    await store.create(_data())
+    await store.create(_data("bob"))
     with pytest.raises(SessionsFull):
-        await store.create(_data())
+        await store.create(_data("cid"))
+    await twin.elapse(60)
+    assert [await store.create(_data(name)) != "" for name in ("ann", "cid")] == [True, True]
 
 
 @pytest.mark.anyio
@@ -132,7 +167,8 @@ async def test_a_session_is_visible_refreshed_and_deletable_from_another_instanc
 @pytest.mark.anyio
 async def test_the_cap_holds_under_concurrent_creates_from_two_instances(redis_env: RedisEnv) -> None:
     stores = [RedisSessionStore(redis_env.client(), ttl_seconds=60, max_sessions=10) for _ in range(2)]
-    results = await asyncio.gather(*(stores[i % 2].create(_data()) for i in range(50)), return_exceptions=True)
+    results = await asyncio.gather(*(stores[i % 2].create(_data(f"p{i}")) for i in range(50)),
+                                   return_exceptions=True)
     created = [r for r in results if isinstance(r, str)]
     refused = [r for r in results if isinstance(r, SessionsFull)]
     assert len(created) == 10 and len(refused) == 40
@@ -169,3 +205,18 @@ async def test_prefixes_keep_deployments_apart(redis_env: RedisEnv) -> None:
     await green.create(_data())
     assert await green.get(sid) is None
     assert await blue.count() == 1 and await green.count() == 1
+
+
+@pytest.mark.anyio
+async def test_a_session_stored_before_the_quota_existed_is_kept_and_counted(redis_env: RedisEnv) -> None:
+    store = RedisSessionStore(redis_env.client(), ttl_seconds=60, max_sessions=10, max_per_principal=2)
+    await redis_env.admin.set("mcpp:session:old", _data().model_dump_json(), px=60_000)
+    seconds, micros = await redis_env.admin.time()
+    await redis_env.admin.zadd("mcpp:sessions", {"old": seconds * 1000 + micros // 1000})
+    assert await store.count() == 1
+    assert await store.get("old") == _data()
+    first = await store.create(_data())
+    assert await store.count() == 2
+    await store.create(_data())  # alice's third: the old one, least recently used, gives way
+    assert await store.get("old") is None and await store.get(first) is not None
+    assert await store.count() == 2

@@ -21,7 +21,7 @@ import pytest
 from mcp_platform.app import create_app
 from mcp_platform.settings import Settings
 from mcp_platform.transport.limits import server_options
-from tests.support import free_port, make_settings, running_server, wait_until
+from tests.support import TOKEN, free_port, make_settings, running_server, wait_until
 
 pytestmark = pytest.mark.wire
 PARSERS = pytest.mark.parametrize("parser", ["httptools", "h11"])
@@ -31,9 +31,11 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
 @contextmanager
-def limited_server(settings: Settings, parser: str) -> Iterator[tuple[str, int]]:
-    """The app on a real uvicorn, configured as `mcp-platform serve` configures it; yields (host, port)."""
-    with running_server(create_app(settings, capabilities=[]), **server_options(settings.http, parser)) as url:
+def limited_server(settings: Settings, parser: str, *, capabilities: bool = False) -> Iterator[tuple[str, int]]:
+    """The app (with its default capabilities if asked, else none) on a real uvicorn, configured as `mcp-platform
+    serve` configures it; yields (host, port)."""
+    app = create_app(settings, capabilities=None if capabilities else [])
+    with running_server(app, **server_options(settings.http, parser)) as url:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         yield host, int(port)
 
@@ -194,3 +196,42 @@ def test_serve_applies_the_limits(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
+
+
+def _trickle(sock: socket.socket, body: bytes, sent: list[int], stop: threading.Event) -> None:
+    """Send `body` a byte at a time, 50 per second, until it is all sent, the server closes, or `stop` is set."""
+    for byte in body:
+        if stop.wait(0.02):  # the attack's pace, not a wait for the server
+            return
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+        sent[0] += 1
+
+
+@PARSERS
+def test_a_body_that_trickles_in_gets_408_and_its_connection_closed(tmp_path: Path, parser: str) -> None:
+    """A body sent a byte at a time cannot hold a request open: it is answered 408 once `body_timeout_seconds`
+    ran out (not after the whole body), and the connection is closed."""
+    body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'.ljust(250)  # 5 s at 50 B/s
+    head = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode() +
+            b"\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    with limited_server(_settings(tmp_path, body_timeout_seconds=0.5), parser) as address, \
+            _connect(address) as slow:
+        slow.sendall(head)
+        sent, stop = [0], threading.Event()
+        trickler = threading.Thread(target=_trickle, args=(slow, body, sent, stop), daemon=True)
+        trickler.start()
+        try:
+            reply = _read_head(slow)  # the socket timeout (10 s) bounds the wait
+            assert _status(reply) == 408, reply
+            assert sent[0] < len(body), "the server waited for the whole body"
+            assert b"connection: close" in reply.lower()
+            while slow.recv(65536):  # the rest of the reply, then the server's close
+                pass
+        finally:
+            stop.set()
+            trickler.join(10)
+        assert _health(address) == 200  # and everyone else is served
