@@ -51,10 +51,11 @@ def build_tree(root: Path) -> Path:
     return root
 
 
-async def start(root: Path, **settings: Any) -> Backends:
+async def start(root: Path, *, settings_folder: Path | None = None, **settings: Any) -> Backends:
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
-        folder = root.with_name(f"{root.name}-settings")  # beside the root, so the settings' files are not listed
+        # Beside the root, so the settings' files are not listed (a root in the repository brings its own folder).
+        folder = settings_folder or root.with_name(f"{root.name}-settings")
         folder.mkdir(exist_ok=True)
         core = await start_capability(CAPABILITY, stack, make_settings(folder, static=static, **settings))
     return core.backends
@@ -420,9 +421,9 @@ async def test_default_read_of_a_large_file_fits_the_result_cap(tmp_path: Path) 
 
 
 @pytest.mark.anyio
-async def test_example_static_folder_demonstrates_the_tools() -> None:
+async def test_example_static_folder_demonstrates_the_tools(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3] / "static"
-    backends = await start(root)
+    backends = await start(root, settings_folder=tmp_path)  # nothing is written into the repository
     paths = await list_all(backends, recursive=True)
     assert {"index.html", "css/site.css", "js/app.js", "docs/getting-started.md", "data/products.csv",
             "img/logo.png"} <= set(paths)
