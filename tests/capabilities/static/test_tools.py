@@ -51,11 +51,11 @@ def build_tree(root: Path) -> Path:
     return root
 
 
-async def start(root: Path, *, settings_folder: Path | None = None, **settings: Any) -> Backends:
+async def start(root: Path, **settings: Any) -> Backends:
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
         # Beside the root, so the settings' files are not listed (a root in the repository brings its own folder).
-        folder = settings_folder or root.with_name(f"{root.name}-settings")
+        folder: Path = settings.pop("settings_folder", None) or root.with_name(f"{root.name}-settings")
         folder.mkdir(exist_ok=True)
         core = await start_capability(CAPABILITY, stack, make_settings(folder, static=static, **settings))
     return core.backends
