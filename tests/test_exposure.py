@@ -115,6 +115,9 @@ async def test_a_disabled_tool_is_absent_from_the_list_and_unknown_to_calls(tmp_
             assert refused["error"]["code"] == unknown["error"]["code"] == -32602
             assert "result" not in refused
         assert (await _call(client, "add", {"a": 1, "b": 2}))["result"]["structuredContent"] == {"total": 3}
+        served = (await client.get("/llms-full.txt")).text  # the server's own reference: what it serves
+        assert "\n### add\n" in served and "\n### echo\n" not in served and "\n### query_records\n" not in served
+        assert "- `toolset:orm`" not in served and "- `toolset:demo`: " in served
 
 
 async def test_a_reload_that_changes_the_filter_shows_and_hides_tools_and_announces_it(tmp_path: Path) -> None:
@@ -191,3 +194,14 @@ def test_a_malformed_entry_stops_the_tools_command_with_the_reason(
     config.write_text('[tools]\ndisabled = ["[oops"]\n')
     assert main(["tools", "--config", str(config)]) != 0
     assert "tools.disabled" in capsys.readouterr().err
+
+
+async def test_an_entry_that_matches_nothing_is_a_startup_warning(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(tmp_path, tools={"dirs": DEMO, "enabled": ["*"], "disabled": ["toolset:gone", "ad"]})
+    with caplog.at_level("WARNING", logger="mcp_platform.app"):
+        async with asgi_client(create_app(settings)) as client:
+            assert "add" in await _listed(client)
+    warned = [r.getMessage() for r in caplog.records if "matches no tool" in r.getMessage()]
+    assert warned == ["tools.enabled/disabled entry 'toolset:gone' matches no tool and no toolset",
+                      "tools.enabled/disabled entry 'ad' matches no tool and no toolset"]
