@@ -37,10 +37,10 @@ from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.reference.llms import render
-from mcp_platform.registry import Registry
 from mcp_platform.resources import ResourceSpec, spec_of_resource
 from mcp_platform.settings import Settings
 from mcp_platform.stores.base import SessionStore
+from mcp_platform.tool_registry import Registry
 from mcp_platform.transport.http import McpEndpoint
 
 __all__ = ["AppState", "create_app", "default_capabilities"]

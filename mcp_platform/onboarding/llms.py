@@ -17,7 +17,7 @@ from mcp_platform.app import default_capabilities
 from mcp_platform.discovery import discover
 from mcp_platform.exposure import Exposure
 from mcp_platform.reference.llms import render
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 
 __all__ = ["build_registry", "run_llms"]
 

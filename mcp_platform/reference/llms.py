@@ -19,10 +19,11 @@ from mcp_platform.context import ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.prompts import prompt
 from mcp_platform.reference.api import api_reference, setting_docs, tool_reference
-from mcp_platform.registry import Registry, Tool, tool
+from mcp_platform.registry import Tool, tool
 from mcp_platform.resources import resource
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import Settings
+from mcp_platform.tool_registry import Registry
 
 __all__ = ["FILES", "render", "render_full", "render_index"]
 

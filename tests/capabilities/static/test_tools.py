@@ -22,9 +22,9 @@ from mcp_platform.capabilities.static import (
 from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams
-from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import StaticSettings
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import call, context, host, principal, start_capability, text
 from tests.support import make_settings
 
