@@ -123,7 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
     if token is not None:
         _print_first_token(token, settings)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False,
+                log_level=settings.log_level, access_log=settings.http.access_log, timeout_graceful_shutdown=5,
+                server_header=False,
                 **server_options(settings.http))
     return 0
 
