@@ -272,3 +272,30 @@ async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tm
         # Every call that ran is recorded; the refused one never ran, so it is not there.
         assert [e["tool"] for e in entries].count("add") == 1 + (len(statuses) - 1) + 1
         assert retry.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_entries_are_written_and_pruned_on_postgresql_too() -> None:
+    # The writer executes its INSERT as driver SQL compiled for the dialect: positional on SQLite and asyncpg.
+    from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
+
+    base = require_postgres()
+    url, name = await fresh_postgres_database(base)
+    try:
+        state = StateDB(url)
+        await state.start()
+        try:
+            log = AuditLog(state, retention=10)
+            await log.start()
+            for n in range(25):
+                await log.on_tool_call(_record(tool=f"tool_{n}", who="alice", n=n))
+            entries = await log.recent(50)
+            await log.close()
+            assert [e.tool for e in entries][:3] == ["tool_24", "tool_23", "tool_22"]
+            assert (entries[0].principal, entries[0].request_id, entries[0].duration_ms) == ("alice", "7", 12.5)
+            assert entries[0].args_digest == digest_arguments({"n": 24})
+            assert 10 <= await _count(state) <= 11  # pruned to the retention (once per retention // 10 entries)
+        finally:
+            await state.close()
+    finally:
+        await drop_postgres_database(base, name)
