@@ -245,10 +245,12 @@ async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tm
             return await client.post("/mcp", json=call_add, headers=modern_headers("tools/call", "add"))
 
         assert (await add()).status_code == 200
-        with anyio.fail_after(10):
-            while (await client.get("/metrics")).text.find("mcp_platform_audit_queue_depth 0.0") < 0:
-                await anyio.sleep(0.01)  # the first entry is written before the database is locked
         lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        with anyio.fail_after(10):
+            # The first entry is committed before the database is locked (an empty queue is not enough: the writer
+            # dequeues a batch before its transaction commits, and BEGIN EXCLUSIVE below blocks the event loop).
+            while lock.execute("SELECT count(*) FROM audit_log").fetchone()[0] < 1:
+                await anyio.sleep(0.01)
         lock.execute("BEGIN EXCLUSIVE")
         try:
             statuses: list[int] = []
