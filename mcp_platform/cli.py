@@ -134,7 +134,8 @@ def _serve(args: argparse.Namespace) -> int:
         _print_first_token(token, settings)
     _hint_examples(settings)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                log_level=settings.log_level, timeout_graceful_shutdown=5, server_header=False,
+                log_level=settings.log_level, access_log=settings.http.access_log, timeout_graceful_shutdown=5,
+                server_header=False,
                 **server_options(settings.http))
     return 0
 
