@@ -50,11 +50,11 @@ logger = logging.getLogger(__name__)
 
 def default_capabilities() -> list[Capability]:
     """The built-in tool catalogue, in start order (also the order in which their observers run)."""
-    from mcp_platform.capabilities import audit, config, flags, metrics, ratelimit, static
+    from mcp_platform.capabilities import audit, calllog, config, flags, metrics, ratelimit, static
     from mcp_platform.capabilities.orm import tools as orm
 
     return [config.CAPABILITY, flags.CAPABILITY, metrics.CAPABILITY, ratelimit.CAPABILITY, audit.CAPABILITY,
-            static.CAPABILITY, orm.CAPABILITY]
+            static.CAPABILITY, orm.CAPABILITY, calllog.CAPABILITY]
 
 
 @dataclass

@@ -17,15 +17,17 @@ from mcp_platform.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-def configure_logging(level: str, secrets: Sequence[str] = ()) -> dict[str, Any]:
-    """Log to stderr through a formatter that masks every secret (`secrets`: the configured ones) and drops the
-    query string of every logged request."""
+def configure_logging(level: str, secrets: Sequence[str] = (), log_format: str = "text") -> dict[str, Any]:
+    """Log to stderr, as text lines or JSON objects (`log_format`), through a formatter that masks every secret
+    (`secrets`: the configured ones) and drops the query string of every logged request."""
+    from mcp_platform.logcontext import JsonFormatter
     from mcp_platform.redact import RedactingFormatter
 
+    formatter = JsonFormatter if log_format == "json" else RedactingFormatter
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"()": RedactingFormatter, "fmt": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        "formatters": {"plain": {"()": formatter, "fmt": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                  "secrets": list(secrets)}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
@@ -123,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mcp_platform.transport.limits import server_options
 
     settings = _settings(args)
-    log_config = configure_logging(settings.log_level, secret_values(settings))
+    log_config = configure_logging(settings.log_level, secret_values(settings), settings.log.format)
     app = create_app(settings, overrides=_overrides(args), freeze_gc=True)
     if settings.auth.mode == "none":
         logging.getLogger("mcp_platform").warning(
@@ -217,7 +219,8 @@ def _stdio(args: argparse.Namespace) -> int:
             return 2
         os.chdir(args.directory)
     settings = _settings(args)
-    configure_logging(settings.log_level, secret_values(settings))  # stderr only: stdout carries the protocol
+    # stderr only: stdout carries the protocol
+    configure_logging(settings.log_level, secret_values(settings), settings.log.format)
     _hint_examples(settings)
     app = create_app(settings, overrides=_overrides(args))
     with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed

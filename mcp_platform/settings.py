@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseSettings",
     "FeatureFlag",
     "HttpSettings",
+    "LogSettings",
     "RateLimitSettings",
     "SessionSettings",
     "Settings",
@@ -220,6 +221,17 @@ class AuditSettings(_Section):
     also the longest a writing call's reply waits for its audit entry to be committed."""
 
 
+class LogSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    """`text`: one readable line per record. `json`: one JSON object per line with time, level, logger, message and,
+    for records written while a request is handled, request_id, principal, method, tool and trace_id (from a W3C
+    `traceparent` in `params._meta` or the HTTP header). Secrets are masked in both; argument values never appear.
+    The level stays the top-level `log_level`. Read at start: a change takes a restart."""
+    tool_calls: bool | None = None
+    """One INFO record per finished tool call (tool, principal, outcome, duration_ms, request_id; never the
+    arguments). Unset: on with the `json` format, off with `text`."""
+
+
 class FeatureFlag(_Section):
     default: bool = False
     description: str = ""
@@ -245,6 +257,8 @@ class Settings(BaseSettings):
     """Signs 2026-07-28 request state and cursors (32+ characters). Unset: a random key per process, so set the
     same value on every instance behind a load balancer."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The lowest level of record written to stderr, in either `log.format`."""
+    log: LogSettings = LogSettings()
     http: HttpSettings = HttpSettings()
     auth: AuthSettings = AuthSettings()
     sessions: SessionSettings = SessionSettings()

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic_core import to_json
 
+from mcp_platform import logcontext
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import (
     BadRequest,
@@ -242,6 +243,7 @@ class ProtocolEdge:
     def modern_call(self, message: jsonrpc.Message, facts: Facts) -> Call:
         """A 2026-07-28 request: envelope keys, routing headers (when there are headers), version, Mcp-Param-*."""
         facts.modern = True
+        logcontext.bind(message.id, message.method, facts.principal.name, message.params, facts.headers)
         envelope = check_modern_request(message.raw, facts.headers, facts.raw_headers)
         if facts.headers is not None and message.method == "tools/call":
             self._check_param_headers(message, facts.headers)
@@ -266,6 +268,7 @@ class ProtocolEdge:
         return jsonrpc.result_bytes(_request_id(message), to_json(result)), session
 
     def handshake_call(self, message: jsonrpc.Message, facts: Facts, session_id: str, session: SessionData) -> Call:
+        logcontext.bind(message.id, message.method, facts.principal.name, message.params, facts.headers)
         return Call(_request_id(message), message.method, message.params, facts.principal, False,
                     session.protocol_version, session.client_capabilities, log_level=session.log_level or "info",
                     session_id=session_id, session=session)

@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import anyio.to_thread
 from pydantic_core import to_json
 
+from mcp_platform import logcontext
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
     InvalidRequest,
@@ -143,6 +144,7 @@ class StdioConnection:
                                  "_meta envelope")
         work = self._listen(call) if call.modern and call.method == "subscriptions/listen" else self._run(call)
         task = asyncio.create_task(work, name=f"mcp-stdio {call.method} {call.id!r}")
+        logcontext.clear()  # the task took the request's log context; the reader's own records have none
         self._inflight[call.id] = task
         task.add_done_callback(functools.partial(self._forget, call.id))
 
