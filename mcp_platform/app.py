@@ -32,15 +32,16 @@ from mcp_platform.context import Clock
 from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background, run_until_shutdown
 from mcp_platform.discovery import ToolLoader
 from mcp_platform.errors import ConfigError
+from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
 from mcp_platform.protocol.drain import Drain
 from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.reference.llms import render
-from mcp_platform.registry import Registry
 from mcp_platform.resources import ResourceSpec, spec_of_resource
 from mcp_platform.settings import Settings
 from mcp_platform.stores.base import SessionStore
+from mcp_platform.tool_registry import Registry
 from mcp_platform.transport.http import McpEndpoint
 
 __all__ = ["AppState", "create_app", "default_capabilities"]
@@ -161,9 +162,10 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     registry, resources, prompts = core.registry, core.resources, core.prompts
     failures = dict(discovered.failures)
     own_resources = [_resource_spec(cap, fn) for cap in caps for fn in cap.resources]
+    registry.expose(Exposure.of(settings.tools))
     for cap in caps:
         for fn in cap.tools:
-            registry.add(fn)
+            registry.add(fn, toolset=cap.name)
     for spec in discovered.tools:
         try:
             registry.add(spec, discovered=True)
@@ -178,11 +180,8 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         except ConfigError as exc:
             failures[prompt_spec.fn.__module__] = str(exc)
 
+    _warn_unmatched(registry)
     running = await start_capabilities(caps, core, stack)
-    if settings.tools.read_only:
-        for tool in registry.all():
-            if not tool.spec.read_only:
-                registry.remove(tool.name)
 
     verifier = None
     if settings.auth.mode == "bearer":
@@ -200,9 +199,12 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         dispatcher.settings = new
         endpoint.apply(new)
         # Tool modules added, changed or removed since the last scan take effect now, and clients hear of it.
+        # A changed tools.enabled/disabled/read_only shows or hides tools now, too.
         found = loader.scan()
+        exposed = registry.expose(Exposure.of(new.tools))
         changed, problems = registry.sync_discovered(found.tools)
-        if changed:
+        _warn_unmatched(registry)
+        if changed or exposed:
             await registry.changed()
         if prompts.replace(found.prompts):
             await announce(core.notifier, {"kind": "prompts"})
@@ -218,6 +220,11 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
                 len(resources.templates()), len(prompts.all()),
                 f"; {len(failures)} tool module(s) failed to load" if failures else "")
     return AppState(settings, core, dispatcher, endpoint, running, failures)
+
+
+def _warn_unmatched(registry: Registry) -> None:
+    for entry in registry.unmatched_entries():
+        logger.warning("tools.enabled/disabled entry %r matches no tool and no toolset", entry)
 
 
 def _resource_spec(cap: Capability, fn: Any) -> ResourceSpec:

@@ -180,29 +180,31 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _tools(args: argparse.Namespace) -> int:
-    from mcp_platform.app import default_capabilities
-    from mcp_platform.discovery import discover
-    from mcp_platform.registry import Registry
+    """The tools the configuration exposes, as the server would build them; `--all` adds the hidden ones, why."""
+    from mcp_platform.exposure import Exposure
+    from mcp_platform.onboarding.llms import build_registry
 
     settings = _settings(args)
-    registry = Registry()
-    for cap in default_capabilities():
-        for fn in cap.tools:
-            registry.add(fn)
-    found = discover(settings.tools.dirs)
-    for spec in found.tools:
-        registry.add(spec)
-    rows = [(t.name, t.spec.scope, "".join([
+    registry, failures = build_registry(Path.cwd(), dirs=settings.tools.dirs, exposure=Exposure.of(settings.tools))
+    listed = [(t, "") for t in registry.all()] + (registry.hidden() if args.all else [])
+    rows = [(t.name, registry.toolset(t.name) or "", t.spec.scope, "".join([
         "R" if t.spec.read_only else "-", "D" if t.spec.destructive else "-", "I" if t.spec.idempotent else "-",
-        "O" if t.spec.open_world else "-"]), t.spec.description.splitlines()[0][:70]) for t in registry.all()]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'tool':<{width}}  scope  hints  description")
-    for name, scope, hints, description in rows:
-        print(f"{name:<{width}}  {scope:<5}  {hints}   {description}")
-    print("\nhints: R read-only, D destructive, I idempotent, O open-world")
-    for path, reason in found.failures.items():
+        "O" if t.spec.open_world else "-"]), f"HIDDEN: {why}" if why else t.spec.description.splitlines()[0][:70])
+        for t, why in listed]
+    width = max([4, *(len(r[0]) for r in rows)])
+    sets = max([7, *(len(r[1]) for r in rows)])
+    print(f"{'tool':<{width}}  {'toolset':<{sets}}  scope  hints  description")
+    for name, toolset, scope, hints, description in rows:
+        print(f"{name:<{width}}  {toolset:<{sets}}  {scope:<5}  {hints}   {description}")
+    hidden = len(registry.hidden())
+    print(f"\n{len(registry)} exposed" + (f", {hidden} hidden" + ("" if args.all else " (--all lists them)")
+                                         if hidden else ""))
+    print("hints: R read-only, D destructive, I idempotent, O open-world")
+    for entry in registry.unmatched_entries():
+        print(f"warning: tools.enabled/disabled entry {entry!r} matches no tool and no toolset", file=sys.stderr)
+    for path, reason in failures.items():
         print(f"failed to load {path}: {reason}", file=sys.stderr)
-    return 1 if found.failures else 0
+    return 1 if failures else 0
 
 
 def _stdio(args: argparse.Namespace) -> int:
@@ -333,6 +335,8 @@ def _parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools this server would serve")
     tools.add_argument("--config")
     tools.add_argument("--tools-dir", action="append")
+    tools.add_argument("--read-only", action="store_true", help="as `serve --read-only`: only read-only tools")
+    tools.add_argument("--all", action="store_true", help="also list the hidden tools, and why each is hidden")
     tools.set_defaults(func=_tools)
 
     _add_onboarding_commands(sub)

@@ -24,12 +24,12 @@ from mcp_platform.discovery import Discovered
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import Hooks
 from mcp_platform.prompts import Prompts
-from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
 from mcp_platform.settings import Settings
 from mcp_platform.stores.base import EventStore, Notifier, SessionStore
 from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
 from mcp_platform.stores.sql import StateDB
+from mcp_platform.tool_registry import Registry
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

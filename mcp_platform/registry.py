@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Required, TypedDict, TypeVar, Unpack, overload
 
@@ -19,13 +19,13 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from mcp_platform.auth_types import SCOPES, Principal
+from mcp_platform.auth_types import SCOPES
 from mcp_platform.context import ToolContext
 from mcp_platform.errors import ConfigError, ToolTimeout
 from mcp_platform.results import ToolResult, error_result
 from mcp_platform.signatures import NAME_PATTERN, explain, inspect_function, parse_docstring
 
-__all__ = ["TOOL_NAME_PATTERN", "Registry", "Tool", "ToolOptions", "ToolSpec", "tool"]
+__all__ = ["TOOL_NAME_PATTERN", "Tool", "ToolOptions", "ToolSpec", "tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -286,112 +286,3 @@ def _json_text(value: Any) -> str:
     from pydantic_core import to_json
 
     return to_json(value).decode()
-
-
-class Registry:
-    """Tools by name, listed in a stable order and filtered by the caller's scopes and by feature flags.
-
-    `on_change` callbacks run (in order, awaited by whoever changed the set) whenever what clients see changes:
-    a tool added, removed or redefined. A flag that gates a tool is announced by the flags capability instead, on
-    each instance once that instance has the new value (the listing cache is keyed by the flags' state).
-    """
-
-    def __init__(self) -> None:
-        self._tools: dict[str, Tool] = {}
-        self._discovered: set[str] = set()
-        self._listing: dict[tuple[frozenset[str], tuple[bool, ...]], list[Tool]] = {}
-        self._gating: tuple[str, ...] | None = None
-        self.flag_reader: Callable[[str], bool] = lambda _name: True
-        self.on_change: list[Callable[[], Awaitable[None]]] = []
-
-    def add(self, spec_or_fn: ToolSpec | Callable[..., Any], *, discovered: bool = False) -> Tool:
-        spec = spec_or_fn if isinstance(spec_or_fn, ToolSpec) else spec_of(spec_or_fn)
-        if spec is None:
-            raise ConfigError(f"{spec_or_fn!r} is not decorated with @tool")
-        if spec.name in self._tools and self._tools[spec.name].fn is not spec.fn:
-            raise ConfigError(f"two tools are named {spec.name!r}")
-        built = Tool(spec)
-        self._tools[spec.name] = built
-        if discovered:
-            self._discovered.add(spec.name)
-        self._listing.clear()
-        self._gating = None
-        return built
-
-    def add_all(self, objects: Iterable[object]) -> list[Tool]:
-        return [self.add(spec) for obj in objects if (spec := spec_of(obj)) is not None]
-
-    def remove(self, name: str) -> None:
-        self._tools.pop(name, None)
-        self._discovered.discard(name)
-        self._listing.clear()
-        self._gating = None
-
-    def sync_discovered(self, specs: Iterable[ToolSpec]) -> tuple[bool, dict[str, str]]:
-        """Make the discovered tools exactly `specs` (after a reload re-scanned the tool folders); built-in tools
-        are untouched. Returns whether the visible set changed, and tools that could not be added."""
-        failures: dict[str, str] = {}
-        before = {name: self._tools[name].definition for name in self._discovered}
-        incoming = {spec.name: spec for spec in specs}
-        for name in list(self._discovered):
-            if name not in incoming:
-                self.remove(name)
-        for name, spec in incoming.items():
-            current = self._tools.get(name)
-            if current is not None and name not in self._discovered:
-                failures[name] = f"a built-in tool is already named {name!r}"
-                continue
-            if current is not None and current.fn is spec.fn:
-                continue
-            self._tools.pop(name, None)
-            try:
-                self.add(spec, discovered=True)
-            except ConfigError as exc:
-                failures[name] = str(exc)
-        after = {name: self._tools[name].definition for name in self._discovered}
-        self._listing.clear()
-        self._gating = None
-        return before != after, failures
-
-    async def changed(self) -> None:
-        """Tell listeners the tool list changed (callers: after a sync)."""
-        self._listing.clear()
-        self._gating = None
-        for callback in self.on_change:
-            await callback()
-
-    def gating_flags(self) -> tuple[str, ...]:
-        """The flags that gate some tool, sorted; recomputed only when the tool set changes."""
-        if self._gating is None:
-            self._gating = tuple(sorted({t.spec.flag for t in self._tools.values() if t.spec.flag is not None}))
-        return self._gating
-
-    def get(self, name: str) -> Tool | None:
-        """The tool if it exists and its flag (if any) is on."""
-        found = self._tools.get(name)
-        if found is not None and found.spec.flag is not None and not self.flag_reader(found.spec.flag):
-            return None
-        return found
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._tools
-
-    def __len__(self) -> int:
-        return len(self._tools)
-
-    def all(self) -> list[Tool]:
-        return [self._tools[name] for name in sorted(self._tools)]
-
-    def visible_to(self, principal: Principal) -> list[Tool]:
-        """Tools `principal` may call, sorted by name; cached per scope set and flag state (it is on every
-        tools/list)."""
-        flags = self.gating_flags()
-        state = tuple(self.flag_reader(flag) for flag in flags)
-        key = (principal.scopes, state)
-        cached = self._listing.get(key)
-        if cached is None:
-            enabled = {flag for flag, on in zip(flags, state, strict=True) if on}
-            cached = [t for t in self.all() if principal.allows(t.spec.scope)
-                      and (t.spec.flag is None or t.spec.flag in enabled)]
-            self._listing[key] = cached
-        return cached

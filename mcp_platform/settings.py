@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,11 +35,16 @@ __all__ = [
     "Settings",
     "StateSettings",
     "StaticSettings",
+    "TOOLSET_PREFIX",
     "ToolSettings",
     "load_settings",
 ]
 
 DEFAULT_CONFIG_FILE = Path("mcp-platform.toml")
+TOOLSET_PREFIX = "toolset:"
+"""Marks a `tools.enabled` / `tools.disabled` entry that names a toolset rather than a tool."""
+_TOOL_PATTERN = re.compile(r"(?:[A-Za-z0-9_.*?-]|\[!?[A-Za-z0-9_.-]+\])+")
+"""A tool name (SEP-986 characters) or an fnmatch glob over them, every `[...]` class closed."""
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -138,10 +144,28 @@ class ToolSettings(_Section):
     default_timeout_seconds: float = Field(60.0, gt=0)
     """How long a tool call may run unless the tool sets its own timeout."""
     read_only: bool = False
-    """Remove every tool that is not read-only."""
+    """Remove every tool that is not read-only (overrides `enabled`)."""
+    enabled: list[str] = ["*"]
+    """The tools this deployment exposes: tool names, fnmatch globs over them (`*_record`) or toolsets
+    (`toolset:orm`; a toolset is a built-in capability, `config flags metrics ratelimit audit static orm`, or a
+    module of the tool folders, `tools/shop.py` -> `shop`). Hidden tools are absent from `tools/list` and unknown
+    to `tools/call`, whatever the token. An entry that matches nothing is logged as a warning."""
+    disabled: list[str] = []
+    """Tools hidden even when `enabled` matches them (disabled wins); same entries as `enabled`."""
     max_result_bytes: int = Field(80_000, ge=1024)
     """Largest serialised tool result; bigger results become an error that asks for a smaller request (Claude Code
     refuses results above about 25k tokens)."""
+
+    @field_validator("enabled", "disabled")
+    @classmethod
+    def _patterns(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            body = entry.removeprefix(TOOLSET_PREFIX)
+            if not body or len(body) > 128 or not _TOOL_PATTERN.fullmatch(body):
+                shown = entry if len(entry) <= 60 else entry[:60] + "..."
+                raise ValueError(f"{shown!r} is neither a tool name nor a glob over tool names (1-128 of A-Z a-z "
+                                 "0-9 _ . - and the wildcards * ? [...]), optionally after 'toolset:'")
+        return entries
 
 
 class StateSettings(_Section):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from mcp_platform import ToolContext, ToolResult, tool
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import ConfigError, ToolTimeout
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 
 
 def test_read_only_is_required_and_writes_must_state_their_effects() -> None:

@@ -12,8 +12,8 @@ import mcp_platform as mp
 from mcp_platform import ToolContext
 from mcp_platform.discovery import discover
 from mcp_platform.errors import ConfigError
-from mcp_platform.registry import Registry
 from mcp_platform.signatures import inspect_function, is_context, parse_docstring
+from mcp_platform.tool_registry import Registry
 
 QUALIFIED = Path(__file__).parent / "fixtures" / "qualified_tools"
 

@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mcp_platform.app import default_capabilities
 from mcp_platform.discovery import discover
+from mcp_platform.exposure import Exposure
 from mcp_platform.reference.llms import render
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 
 __all__ = ["build_registry", "run_llms"]
 
 
-def build_registry(root: Path) -> tuple[Registry, dict[str, str]]:
-    """The registry the server would build: built-in capabilities plus `root/tools`. Returns load failures too."""
+def build_registry(root: Path, *, dirs: Sequence[Path] | None = None,
+                   exposure: Exposure | None = None) -> tuple[Registry, dict[str, str]]:
+    """The registry the server would build: built-in capabilities plus the tool folders (`root/tools` unless
+    `dirs`), with `exposure` applied (default: everything exposed, which is what the generated reference shows).
+    Returns load failures too. `mcp-platform tools` builds its table from the same."""
     registry = Registry()
+    registry.expose(exposure or Exposure())
     for capability in default_capabilities():
         for fn in capability.tools:
-            registry.add(fn)
-    found = discover([root / "tools"])
+            registry.add(fn, toolset=capability.name)
+    found = discover([root / "tools"] if dirs is None else dirs)
     for spec in found.tools:
-        registry.add(spec)
+        registry.add(spec, discovered=True)
     return registry, dict(found.failures)
 
 

@@ -19,10 +19,11 @@ from mcp_platform.context import ToolContext
 from mcp_platform.errors import ToolError
 from mcp_platform.prompts import prompt
 from mcp_platform.reference.api import api_reference, setting_docs, tool_reference
-from mcp_platform.registry import Registry, Tool, tool
+from mcp_platform.registry import Tool, tool
 from mcp_platform.resources import resource
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import Settings
+from mcp_platform.tool_registry import Registry
 
 __all__ = ["FILES", "render", "render_full", "render_index"]
 
@@ -58,6 +59,31 @@ expressions, never SQL text.
 - Unknown models, fields or operators are tool errors that list what is valid.
 
 Example: `{"status": "paid", "total": {"gte": 100}, "or": [{"country": "FR"}, {"country": "DE"}]}`"""
+EXPOSURE = """\
+`tools.enabled` and `tools.disabled` choose the tools a deployment serves. An entry is a tool name
+(`query_records`), an fnmatch glob over tool names (`*_record`, `[cd]*`), or a toolset written `toolset:NAME` (a glob
+too). A tool is exposed when an `enabled` entry matches it (default `["*"]`) and no `disabled` entry does: disabled
+wins. `tools.read_only` (`--read-only`) then hides every tool that writes, whatever the lists say. Hidden tools are
+absent from `tools/list` and unknown to `tools/call` (-32602) for every token; scopes apply after. A reload
+(`reload_config`, SIGHUP) applies a changed list at once and sends `notifications/tools/list_changed`. An entry that
+matches no tool and no toolset is a warning in the log; a malformed one (empty, over 128 characters, characters a tool
+name cannot hold, an unclosed `[`) is a configuration error. `mcp-platform tools [--config FILE] [--all]` prints
+what a configuration exposes, and with `--all` what it hides and why; a server's own `/llms-full.txt` lists only
+what it exposes (this file shows the default: everything).
+
+Example: a read-mostly support deployment with the data tools, the shop module and flags, without audit and never
+deleting records:
+
+```toml
+[tools]
+enabled = ["toolset:orm", "toolset:shop", "toolset:flags", "server_*"]
+disabled = ["delete_record", "toolset:audit"]
+```
+
+`mcp-platform tools --config support.toml --all` then lists `query_records`, `create_record`, `cancel_order`,
+`set_feature_flag`, `server_config`, `server_metrics`, ... as exposed, and `delete_record` as
+`HIDDEN: disabled by 'delete_record'`, `recent_tool_calls` as `HIDDEN: disabled by 'toolset:audit'` and
+`read_static_file` as `HIDDEN: matched by no tools.enabled entry`."""
 PROTOCOL_NOTES = """\
 - One endpoint, `/mcp`, serves both eras. Handshake era: `initialize`, then `Mcp-Session-Id` on every request.
   2026-07-28: no session; every request carries `_meta` with `io.modelcontextprotocol/protocolVersion` and
@@ -154,7 +180,13 @@ def render_full(registry: Registry, root: Path) -> str:
                   example.read_text(encoding="utf-8").rstrip(), "```", ""]
     lines += api_reference({"tool": tool, "resource": resource, "prompt": prompt}, ToolContext,
                            [ToolError, ToolResult])
-    lines += ["## The `where` filter language", "", WHERE_LANGUAGE, "", "## Configuration reference", "",
+    toolsets: dict[str, list[str]] = {}
+    for item in tools:
+        toolsets.setdefault(registry.toolset(item.name) or "?", []).append(f"`{item.name}`")
+    lines += ["## The `where` filter language", "", WHERE_LANGUAGE, "", "## Choose what a deployment exposes", "",
+              EXPOSURE, "", "Toolsets and their tools:", ""]
+    lines += [f"- `toolset:{name}`: {', '.join(members)}" for name, members in sorted(toolsets.items())]
+    lines += ["", "## Configuration reference", "",
               inspect.cleandoc(sys.modules[Settings.__module__].__doc__ or ""), "",
               "Each entry: key (type, constraints; default; environment variable): meaning.", ""]
     for entry in setting_docs(Settings):

@@ -18,12 +18,12 @@ from mcp_platform.discovery import Discovered
 from mcp_platform.errors import ToolError
 from mcp_platform.hooks import Hooks
 from mcp_platform.prompts import Prompts
-from mcp_platform.registry import Registry
 from mcp_platform.resources import Resources
 from mcp_platform.results import ToolResult, error_result
 from mcp_platform.settings import Settings
 from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
 from mcp_platform.stores.sql import StateDB
+from mcp_platform.tool_registry import Registry
 
 HOSTILE_STRINGS: tuple[Any, ...] = ("", "x" * 100_000, 42, None, ["a"], {"a": 1}, True, "../../etc/passwd", "\x00")
 

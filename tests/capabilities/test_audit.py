@@ -13,8 +13,8 @@ from mcp_platform.capabilities.audit import AUDIT_LOG, AuditBacklog, AuditLog, d
 from mcp_platform.context import Backends
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.hooks import ToolCallRecord
-from mcp_platform.registry import Registry
 from mcp_platform.stores.sql import StateDB
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
 from tests.support import eventually, make_settings, state_url
 

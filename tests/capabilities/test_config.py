@@ -13,8 +13,8 @@ import pytest
 from mcp_platform.capabilities.config import cors_config, reload_config, server_config
 from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends
-from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import call, context, principal, text
 from tests.support import make_settings, state_url
 

@@ -8,9 +8,9 @@ import pytest
 
 from mcp_platform.capabilities.flags import FlagStore, UnknownFlagError, feature_flags, set_feature_flag
 from mcp_platform.context import Backends
-from mcp_platform.registry import Registry
 from mcp_platform.settings import FeatureFlag
 from mcp_platform.stores.sql import StateDB
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
 from tests.support import TestClock, state_url
 

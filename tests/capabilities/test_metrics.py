@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mcp_platform.capabilities.metrics import OTHER, Metrics, percentile, read_rss_bytes, server_metrics
 from mcp_platform.context import Backends
 from mcp_platform.hooks import ToolCallRecord
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import HOSTILE_STRINGS, call, context, text
 from tests.support import TestClock
 

@@ -16,9 +16,9 @@ from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import ToolContext
 from mcp_platform.errors import RateLimited
 from mcp_platform.hooks import Hooks, ToolCallRecord
-from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings, load_settings
 from mcp_platform.stores.sql import StateDB
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import host, principal
 from tests.support import state_url
 

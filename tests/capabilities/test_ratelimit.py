@@ -8,9 +8,9 @@ import pytest
 from mcp_platform.capabilities.ratelimit import RateLimiter, check_rate_limit, rate_limit_config
 from mcp_platform.context import Backends
 from mcp_platform.errors import RateLimited
-from mcp_platform.registry import Registry
 from mcp_platform.settings import RateLimitSettings
 from mcp_platform.stores.memory import MemoryRateLimitStore
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import HOSTILE_STRINGS, call, context, principal, text
 from tests.support import TestClock, make_settings
 

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from mcp_platform import ToolContext, ToolResult, prompt, resource, tool
 from mcp_platform.prompts import Prompts, spec_of_prompt
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 WAV = "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YRAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -16,8 +16,8 @@ from mcp_platform.cli import main
 from mcp_platform.discovery import discover
 from mcp_platform.onboarding.llms import build_registry
 from mcp_platform.reference.llms import render
-from mcp_platform.registry import Registry
 from mcp_platform.settings import Settings
+from mcp_platform.tool_registry import Registry
 from tests.support import FIXTURE_TOOLS, asgi_client, make_settings
 
 REPO = Path(__file__).parents[2]

@@ -122,7 +122,7 @@ async def _start(core: Core, stack: AsyncExitStack) -> Started:
 
 
 CAPABILITY = Capability(
-    name="static_files",
+    name="static",  # also its toolset name (tools.enabled = ["toolset:static"])
     tools=[list_static_files, read_static_file, search_static_files],
     start=_start,
 )

@@ -30,9 +30,9 @@ from mcp_platform.capabilities.orm.tools import (
     query_records,
 )
 from mcp_platform.errors import ConfigError, ToolError
-from mcp_platform.registry import Registry
 from mcp_platform.settings import DatabaseSettings
 from mcp_platform.stores.sql import STATE_METADATA
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.orm.conftest import Caller, open_shop
 from tests.capabilities.support import call, start_capability, text
 from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mcp_platform.capabilities.orm.tools import query_records
-from mcp_platform.registry import Registry
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.orm.conftest import Caller
 from tools.shop import top_customers
 

@@ -22,9 +22,9 @@ from mcp_platform.capabilities.static import (
 from mcp_platform.capabilities.static.backend import StaticFiles
 from mcp_platform.context import Backends, ToolContext
 from mcp_platform.errors import InvalidParams
-from mcp_platform.registry import Registry
 from mcp_platform.results import ToolResult
 from mcp_platform.settings import StaticSettings
+from mcp_platform.tool_registry import Registry
 from tests.capabilities.support import call, context, host, principal, start_capability, text
 from tests.support import make_settings
 
@@ -54,7 +54,8 @@ def build_tree(root: Path) -> Path:
 async def start(root: Path, **settings: Any) -> Backends:
     async with AsyncExitStack() as stack:
         static = {"root": root, **settings.pop("static", {})}
-        folder = root.with_name(f"{root.name}-settings")  # beside the root, so the settings' files are not listed
+        # Beside the root, so the settings' files are not listed (a root in the repository brings its own folder).
+        folder: Path = settings.pop("settings_folder", None) or root.with_name(f"{root.name}-settings")
         folder.mkdir(exist_ok=True)
         core = await start_capability(CAPABILITY, stack, make_settings(folder, static=static, **settings))
     return core.backends
@@ -420,9 +421,9 @@ async def test_default_read_of_a_large_file_fits_the_result_cap(tmp_path: Path) 
 
 
 @pytest.mark.anyio
-async def test_example_static_folder_demonstrates_the_tools() -> None:
+async def test_example_static_folder_demonstrates_the_tools(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3] / "static"
-    backends = await start(root)
+    backends = await start(root, settings_folder=tmp_path)  # nothing is written into the repository
     paths = await list_all(backends, recursive=True)
     assert {"index.html", "css/site.css", "js/app.js", "docs/getting-started.md", "data/products.csv",
             "img/logo.png"} <= set(paths)
