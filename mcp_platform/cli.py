@@ -138,8 +138,9 @@ def _serve(args: argparse.Namespace) -> int:
     _hint_examples(settings)
     # SIGTERM drains first (transport/shutdown.py): uvicorn's own graceful timeout only covers what is left after.
     config = uvicorn.Config(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                            log_level=settings.log_level, timeout_graceful_shutdown=FINAL_GRACE,
-                            server_header=False, **server_options(settings.http))
+                            log_level=settings.log_level, access_log=settings.http.access_log,
+                            timeout_graceful_shutdown=FINAL_GRACE, server_header=False,
+                            **server_options(settings.http))
     DrainingServer(config, drain, settings.http.drain_seconds).run()
     return 0
 

@@ -22,11 +22,11 @@ TOKEN = "plain-env-token-9f8e7d6c5b4a"  # not in mcpp_ form, so the token patter
 SECRET_KEY = "k" * 8 + "-signing-secret-0123456789abcdef"
 
 
-@pytest.mark.wire
-def test_the_access_log_holds_no_query_string_and_no_configured_secret(tmp_path: Path) -> None:
+def _serve_and_request(tmp_path: Path, env_extra: dict[str, str], paths: list[str]) -> str:
+    """`mcp-platform serve` at `--log-level info`; GET each of `paths`, then stop it: what it wrote to stderr."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
-    env |= {"MCP_PLATFORM_TOKEN": TOKEN, "MCP_PLATFORM_SECRET_KEY": SECRET_KEY}
+    env |= {"MCP_PLATFORM_TOKEN": TOKEN, "MCP_PLATFORM_SECRET_KEY": SECRET_KEY} | env_extra
     process = subprocess.Popen([sys.executable, "-m", "mcp_platform", "serve", "--port", str(port),
                                 "--tools-dir", str(REPO / "tools"), "--log-level", "info"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -42,16 +42,35 @@ def test_the_access_log_holds_no_query_string_and_no_configured_secret(tmp_path:
 
         wait_until(healthy, timeout=30, what="the server's start")
         with httpx2.Client(base_url=base, timeout=10) as http:
-            http.get(f"/mcp?access_token={TOKEN}")
-            http.post(f"/mcp?token={TOKEN}&session=abc", json={}, headers={"accept": "application/json"})
-            http.get(f"/healthz?key={SECRET_KEY}")
-            http.get(f"/mcp/{TOKEN}")  # in the path itself: masked as a configured secret
+            for path in paths:
+                if path.startswith("POST "):
+                    http.post(path[5:], json={}, headers={"accept": "application/json"})
+                else:
+                    http.get(path)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=20)
+    return err
+
+
+@pytest.mark.wire
+def test_the_access_log_holds_no_query_string_and_no_configured_secret(tmp_path: Path) -> None:
+    err = _serve_and_request(tmp_path, {"MCP_PLATFORM_HTTP__ACCESS_LOG": "true"}, [
+        f"/mcp?access_token={TOKEN}",
+        f"POST /mcp?token={TOKEN}&session=abc",
+        f"/healthz?key={SECRET_KEY}",
+        f"/mcp/{TOKEN}",  # in the path itself: masked as a configured secret
+    ])
     assert '"GET /mcp HTTP/1.1" ' in err, err  # the requests were logged ...
     assert TOKEN not in err and SECRET_KEY not in err  # ... without the secrets
     assert "access_token" not in err and "session=abc" not in err  # no query string at all
+
+
+@pytest.mark.wire
+def test_requests_are_not_access_logged_by_default_even_at_info(tmp_path: Path) -> None:
+    err = _serve_and_request(tmp_path, {}, ["/mcp", "POST /mcp", "/healthz"])
+    assert "Uvicorn running on" in err, err  # the log is on at info ...
+    assert "HTTP/1.1" not in err, err  # ... but no line per request (`http.access_log` is off)
 
 
 def test_the_formatter_masks_configured_secrets_everywhere_in_a_record(tmp_path: Path) -> None:

@@ -144,11 +144,13 @@ class RateLimiter:
 
     async def check_request(self, principal_name: str) -> None:
         """Spend one request of the principal's budget, or raise `RateLimited`."""
-        self._refuse(await self.hit(principal_name), "requests with this token")
+        if self.limits.enabled:  # every request passes here: when nothing is limited, decide nothing
+            self._refuse(await self.hit(principal_name), "requests with this token")
 
     async def check_tool_call(self, principal_name: str, tool_name: str) -> None:
         """Spend one call of a tool with a `per_tool` limit, or raise `RateLimited`."""
-        self._refuse(await self.hit_tool(principal_name, tool_name), f"calls of tool {tool_name}")
+        if self.limits.enabled and tool_name in self._per_tool:
+            self._refuse(await self.hit_tool(principal_name, tool_name), f"calls of tool {tool_name}")
 
     async def check_auth_allowed(self, ip: str) -> None:
         """After a token failed (a valid one is never gated): raise `RateLimited` if `ip` has used up its failed

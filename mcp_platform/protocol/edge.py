@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic_core import to_json
 
@@ -44,6 +43,7 @@ from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher, PreparedCall
 from mcp_platform.protocol.drain import Drain
 from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
+from mcp_platform.protocol.sdk_inbound import x_mcp_header_map
 from mcp_platform.stores.base import Notifier, SessionData, SessionsFull, SessionStore
 
 __all__ = ["ACCEPTED", "LIST_CHANGED", "Accepted", "Facts", "Opened", "ProtocolEdge", "RunningCalls",

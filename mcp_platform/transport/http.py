@@ -92,7 +92,7 @@ class McpEndpoint:
             send = self._observed(send)
         # RFC 9110: optional whitespace around a field value is not part of it.
         raw = [(k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in scope["headers"]]
-        headers = {k: v for k, v in raw}
+        headers = dict(raw)
         facts = Facts(ANONYMOUS, headers, raw, modern=headers.get("mcp-protocol-version") in MODERN_VERSIONS)
         try:
             await self._serve(scope, receive, send, facts)

@@ -246,11 +246,12 @@ async def test_a_stalled_audit_log_refuses_new_calls_with_503_before_they_run(tm
             return await client.post("/mcp", json=call_add, headers=modern_headers("tools/call", "add"))
 
         assert (await add()).status_code == 200
-        async def written() -> bool:  # the first entry is written before the database is locked
-            return "mcp_platform_audit_queue_depth 0.0" in (await client.get("/metrics")).text
-
-        await eventually(written, timeout=10, what="the first entry's write")
         lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        with anyio.fail_after(10):
+            # The first entry is committed before the database is locked (an empty queue is not enough: the writer
+            # dequeues a batch before its transaction commits, and BEGIN EXCLUSIVE below blocks the event loop).
+            while lock.execute("SELECT count(*) FROM audit_log").fetchone()[0] < 1:
+                await anyio.sleep(0.01)
         lock.execute("BEGIN EXCLUSIVE")
         try:
             statuses: list[int] = []
@@ -294,3 +295,30 @@ async def test_a_writing_calls_entry_is_committed_when_the_hook_returns_and_a_st
         assert await _count(db) == 2
     finally:
         await log.close()
+
+
+@pytest.mark.anyio
+async def test_entries_are_written_and_pruned_on_postgresql_too() -> None:
+    # The writer executes its INSERT as driver SQL compiled for the dialect: positional on SQLite and asyncpg.
+    from tests.services import drop_postgres_database, fresh_postgres_database, require_postgres
+
+    base = require_postgres()
+    url, name = await fresh_postgres_database(base)
+    try:
+        state = StateDB(url)
+        await state.start()
+        try:
+            log = AuditLog(state, retention=10)
+            await log.start()
+            for n in range(25):
+                await log.on_tool_call(_record(tool=f"tool_{n}", who="alice", n=n))
+            entries = await log.recent(50)
+            await log.close()
+            assert [e.tool for e in entries][:3] == ["tool_24", "tool_23", "tool_22"]
+            assert (entries[0].principal, entries[0].request_id, entries[0].duration_ms) == ("alice", "7", 12.5)
+            assert entries[0].args_digest == digest_arguments({"n": 24})
+            assert 10 <= await _count(state) <= 11  # pruned to the retention (once per retention // 10 entries)
+        finally:
+            await state.close()
+    finally:
+        await drop_postgres_database(base, name)
