@@ -35,6 +35,7 @@ from mcp_platform.errors import ConfigError
 from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
+from mcp_platform.protocol.drain import Drain
 from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.reference.llms import render
 from mcp_platform.resources import ResourceSpec, spec_of_resource
@@ -94,22 +95,25 @@ class _Forward:
 
 def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None = None,
                sessions: SessionStore | None = None, overrides: Mapping[str, Any] | None = None,
-               clock: Clock | None = None, freeze_gc: bool = False) -> Starlette:
+               clock: Clock | None = None, freeze_gc: bool = False, drain: Drain | None = None) -> Starlette:
     """Build the ASGI app. Nothing is opened until its lifespan starts. `overrides` are the command-line values
     that outrank the config file; a reload applies them again. `clock` replaces the monotonic clock behind rate
     limits, metric windows and session expiry (tests move it instead of sleeping). `freeze_gc` moves everything
     alive after start-up out of the garbage collector's reach: the server process then never rescans its ~100k
     import-time objects, which otherwise stalls requests for tens of milliseconds (the CLI sets it; tests,
-    which build many apps in one process, do not)."""
+    which build many apps in one process, do not). `drain`, once begun, turns `/readyz` and every new session,
+    call and stream away with 503 (the CLI begins it at SIGTERM)."""
     if settings.auth.mode == "none" and not settings.is_loopback:
         raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
                           "server binds a loopback address (127.0.0.1, localhost, ::1)")
     caps = list(default_capabilities() if capabilities is None else capabilities)
+    drain = drain or Drain()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.mcp = await _start(settings, caps, sessions, overrides or {}, clock or Clock(), stack)
+            app.state.mcp = await _start(settings, caps, sessions, overrides or {}, clock or Clock(), stack,
+                                         drain)
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
@@ -136,6 +140,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
                                      expose_headers=["Mcp-Session-Id", "WWW-Authenticate", "Retry-After"]))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.mcp = None
+    app.state.drain = drain
     return app
 
 
@@ -149,7 +154,7 @@ def signing_key(settings: Settings) -> bytes:
 
 
 async def _start(settings: Settings, caps: Sequence[Capability], sessions: SessionStore | None,
-                 overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack) -> AppState:
+                 overrides: Mapping[str, Any], clock: Clock, stack: AsyncExitStack, drain: Drain) -> AppState:
     loader = ToolLoader(settings.tools.dirs, required=[d for d in settings.tools.dirs if str(d) != "tools"])
     discovered = loader.scan()
     core = await open_core(settings, stack, overrides=overrides, clock=clock, sessions=sessions,
@@ -186,7 +191,8 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
         run_until_shutdown(verifier.keep_fresh, stack)
     dispatcher = Dispatcher(core=core, state_codec=RequestStateCodec(signing_key(settings)))
     endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=core.sessions, verifier=verifier,
-                           hooks=core.hooks, notifier=core.notifier, events=core.events, bus=core.bus)
+                           hooks=core.hooks, notifier=core.notifier, events=core.events, bus=core.bus,
+                           drain=drain)
     run_in_background(endpoint.serve_bus(), stack)
 
     async def adopt(new: Settings) -> None:
@@ -269,10 +275,12 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
-    """Each backing service, checked now: 200 when all answer, 503 naming what is down."""
+    """Each backing service, checked now: 200 when all answer, 503 naming what is down; 503 while draining."""
     state = _state(request)
     if state is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    if state.endpoint.drain.started:  # before any check: a load balancer must stop sending new work at once
+        return JSONResponse({"status": "draining"}, status_code=503)
     checks: dict[str, str] = {}
     for name, check in _health_checks(state).items():
         problem = await check()

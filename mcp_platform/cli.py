@@ -122,11 +122,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mcp_platform.app import create_app
+    from mcp_platform.protocol.drain import Drain
     from mcp_platform.transport.limits import server_options
+    from mcp_platform.transport.shutdown import FINAL_GRACE, DrainingServer
 
     settings = _settings(args)
     log_config = configure_logging(settings.log_level, secret_values(settings), settings.log.format)
-    app = create_app(settings, overrides=_overrides(args), freeze_gc=True)
+    drain = Drain()
+    app = create_app(settings, overrides=_overrides(args), freeze_gc=True, drain=drain)
     if settings.auth.mode == "none":
         logging.getLogger("mcp_platform").warning(
             "AUTH IS OFF: anyone who can reach %s:%s can call every tool. Use only for local development.",
@@ -135,10 +138,12 @@ def _serve(args: argparse.Namespace) -> int:
     if token is not None:
         _print_first_token(token, settings)
     _hint_examples(settings)
-    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
-                log_level=settings.log_level, access_log=settings.http.access_log, timeout_graceful_shutdown=5,
-                server_header=False,
-                **server_options(settings.http))
+    # SIGTERM drains first (transport/shutdown.py): uvicorn's own graceful timeout only covers what is left after.
+    config = uvicorn.Config(app, host=settings.http.host, port=settings.http.port, log_config=log_config,
+                            log_level=settings.log_level, access_log=settings.http.access_log,
+                            timeout_graceful_shutdown=FINAL_GRACE, server_header=False,
+                            **server_options(settings.http))
+    DrainingServer(config, drain, settings.http.drain_seconds).run()
     return 0
 
 

@@ -328,6 +328,16 @@ class ServiceUnavailable(McpPlatformError):
         return [(b"retry-after", str(_retry_seconds(self.retry_after)).encode())]
 
 
+class Draining(ServiceUnavailable):
+    """The server is shutting down (SIGTERM): it finishes its running calls but takes no new session, call or
+    stream. Another instance can take it now, hence the short `Retry-After`."""
+
+    retry_after = 1.0
+
+    def __init__(self, message: str = "the server is shutting down", *, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
 class StoreUnavailable(ServiceUnavailable):
     """A backing service is down. The message names it (never its credentials); requests get 503 until it is
     back, and nothing needs a restart."""

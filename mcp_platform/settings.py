@@ -91,6 +91,10 @@ class HttpSettings(_Section):
     body_timeout_seconds: float = Field(30.0, gt=0)
     """How long a request may take to send its whole body (after its head); a slower one gets 408 and its
     connection is closed, so a body trickled in a byte at a time cannot hold a request (and a connection) open."""
+    drain_seconds: float = Field(20.0, gt=0)
+    """After SIGTERM (`serve`), how long running calls may take to finish. The server keeps listening meanwhile:
+    `/readyz` answers 503 at once and new sessions, calls and streams get 503 with `Retry-After`, so a load
+    balancer moves them elsewhere. Calls still running then are cancelled (and audited as such)."""
     max_connections: int = Field(1000, ge=1)
     """Open connections at most; a request on a connection beyond that gets 503 (and the connection is closed).
     Keep it below the process's file-descriptor limit (`ulimit -n`)."""

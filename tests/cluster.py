@@ -65,7 +65,8 @@ class Instance:
 
 def round_robin_proxy(upstreams: list[str], seen: list[tuple[str, str | None]]) -> Starlette:
     """Forwards each request to the next upstream in turn, streaming the response (SSE included); an upstream
-    that refuses the connection is skipped, as nginx's `proxy_next_upstream error` does. `seen` records
+    that refuses the connection or answers 503 is skipped, as nginx's `proxy_next_upstream error http_503` does
+    (the last one's 503 is passed on). `seen` records
     (upstream, Mcp-Session-Id) per request."""
     turn = itertools.cycle(range(len(upstreams)))
     client = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120))
@@ -81,6 +82,11 @@ def round_robin_proxy(upstreams: list[str], seen: list[tuple[str, str | None]]) 
                                                         headers=headers, content=body)
                 reply = await client.send(upstream_request, stream=True)
             except httpx2.ConnectError:
+                continue
+            if reply.status_code == 503 and attempt + 1 < len(upstreams):
+                # A draining (or unready) instance: try the next, as nginx's `proxy_next_upstream http_503` does
+                # (a load balancer that health-checks /readyz would already have taken it out).
+                await reply.aclose()
                 continue
             seen.append((upstream, request.headers.get("mcp-session-id")))
 

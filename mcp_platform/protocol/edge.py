@@ -30,6 +30,7 @@ from mcp_platform import logcontext
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import (
     BadRequest,
+    Draining,
     InvalidParams,
     InvalidRequest,
     ProtocolError,
@@ -41,6 +42,7 @@ from mcp_platform.errors import (
 )
 from mcp_platform.protocol import jsonrpc
 from mcp_platform.protocol.dispatch import Call, Dispatcher, PreparedCall
+from mcp_platform.protocol.drain import Drain
 from mcp_platform.protocol.eras import MODERN_VERSIONS, check_mcp_param_headers, check_modern_request, is_modern
 from mcp_platform.protocol.sdk_inbound import x_mcp_header_map
 from mcp_platform.stores.base import Notifier, SessionData, SessionsFull, SessionStore
@@ -124,8 +126,9 @@ class ProtocolEdge:
     own (its connection is its session). Nothing here reads or writes bytes."""
 
     def __init__(self, dispatcher: Dispatcher, *, calls: RunningCalls, notifier: Notifier | None = None,
-                 sessions: SessionStore | None = None) -> None:
+                 sessions: SessionStore | None = None, drain: Drain | None = None) -> None:
         self.dispatcher = dispatcher
+        self.drain = drain
         self.notifier = notifier
         self.sessions = sessions
         self._calls = calls
@@ -163,9 +166,18 @@ class ProtocolEdge:
 
     # -- HTTP: one message on /mcp ---------------------------------------------------------------------------------
 
+    def refuse_if_draining(self) -> None:
+        """While the server drains, nothing new starts here: no session, call or stream (`Draining`, 503 with
+        `Retry-After`). Notifications and answers still pass: a running call may need them to finish."""
+        if self.drain is not None and self.drain.started:
+            raise Draining
+
     async def accept(self, message: jsonrpc.Message, facts: Facts) -> Call | Accepted | Opened:
         """Streamable HTTP: the era is chosen per message, by the version header or else a modern envelope."""
         assert facts.headers is not None
+        if message.kind == "request" and self.drain is not None and self.drain.started:
+            facts.modern = is_modern(facts.headers.get("mcp-protocol-version"), message.raw)
+            raise Draining
         if self._hooks.before_request and not self._exempt(message):
             await self._hooks.check_request(facts.principal.name)
         version = facts.headers.get("mcp-protocol-version")
@@ -218,6 +230,7 @@ class ProtocolEdge:
         assert facts.headers is not None
         if facts.headers.get("mcp-protocol-version") in MODERN_VERSIONS or "mcp-session-id" not in facts.headers:
             raise BadRequest("Invalid Request: JSON-RPC batches are not accepted")
+        self.refuse_if_draining()
         await self.admit(facts)
         session_id, session = await self.session(facts)
         if session.protocol_version != _BATCH_VERSION or not items:

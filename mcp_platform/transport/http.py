@@ -35,6 +35,7 @@ from mcp_platform.errors import (
 )
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Call, Dispatcher
+from mcp_platform.protocol.drain import Drain
 from mcp_platform.protocol.edge import Accepted, Facts, Opened, ProtocolEdge
 from mcp_platform.protocol.eras import MODERN_VERSIONS
 from mcp_platform.settings import Settings
@@ -66,13 +67,15 @@ async def _send_reply(send: Send, reply: WireReply) -> None:
 class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
                  verifier: TokenVerifier | None, hooks: Hooks, notifier: Notifier,
-                 events: EventStore | None = None, bus: Notifier | None = None) -> None:
+                 events: EventStore | None = None, bus: Notifier | None = None, drain: Drain | None = None) -> None:
         self.dispatcher = dispatcher
         self.verifier = verifier
         self.hooks = hooks
         self.events = events
         self.inflight = InFlight(bus)
-        self.edge = ProtocolEdge(dispatcher, calls=self.inflight, notifier=notifier, sessions=sessions)
+        self.drain = drain or Drain()
+        self.edge = ProtocolEdge(dispatcher, calls=self.inflight, notifier=notifier, sessions=sessions,
+                                 drain=self.drain)
         self.apply(settings)
         self._get_streams: set[str] = set()
 
@@ -192,7 +195,8 @@ class McpEndpoint:
                 events = self.edge.listen(outcome)
                 await serve_stream(scope, receive, send, as_events(events), heartbeat=self._heartbeat)
             else:
-                await self._respond(outcome, receive, send)
+                with self.drain.request():  # waited for at shutdown, unlike the long-lived streams
+                    await self._respond(outcome, receive, send)
         elif isinstance(outcome, Opened):
             await send_json(send, 200, outcome.reply, [(b"mcp-session-id", outcome.session_id.encode())])
         elif isinstance(outcome, Accepted):
@@ -233,6 +237,7 @@ class McpEndpoint:
         if not accepts(facts.headers.get("accept"), json=False, sse=True):
             raise NotAcceptable("Not Acceptable: Accept must list text/event-stream")
         session_id, _ = await self.edge.session(facts)
+        self.edge.refuse_if_draining()
         last_event_id = facts.headers.get("last-event-id")
         if last_event_id is not None:
             # Resuming a call's stream: only that stream's events, then the stream ends with its reply.

@@ -10,7 +10,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from starlette.types import Receive, Scope, Send
+import anyio
+from starlette.types import Message, Receive, Scope, Send
 
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.stores.base import EventStore
@@ -91,10 +92,31 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send, events: Async
     from sse_starlette import EventSourceResponse, ServerSentEvent
     from sse_starlette.sse import SendTimeoutError
 
+    shutdown = anyio.Event()
     response = EventSourceResponse(
         _framed(events), headers=_HEADERS, ping=heartbeat, sep="\n", send_timeout=_SEND_TIMEOUT,
-        ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"))
+        ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"), shutdown_event=shutdown)
+    sent = _Progress(send)
     try:
-        await response(scope, receive, send)
+        await response(scope, receive, sent)
+        if shutdown.is_set() and sent.started and not sent.finished:
+            # At server shutdown sse-starlette cancels the stream mid-body; the last chunk ends it cleanly, so the
+            # client sees a stream that ended (and reconnects, to another instance) rather than a broken one.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except (SendTimeoutError, OSError) as exc:
         logger.debug("SSE client stopped reading: %r", exc)
+
+
+class _Progress:
+    """A `send` that notes whether the response has started and finished."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.finished = False
+
+    async def __call__(self, message: Message) -> None:
+        await self._send(message)
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = True

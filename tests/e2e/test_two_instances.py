@@ -199,3 +199,29 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
+
+
+async def test_a_client_carries_on_while_one_instance_drains(instances: list[Instance]) -> None:
+    """Issue 14: SIGTERM one instance while a client's session goes on through the proxy: the draining instance
+    refuses new calls with 503 (the proxy passes them to the other), then exits; the client sees no error."""
+    a, b = instances
+    with proxied(instances) as (url, seen):
+        async with mcp_client(url + "/mcp", "legacy") as client:
+            for n in range(4):
+                assert (await client.call_tool("add", {"a": n, "b": 1})).structured_content == {"total": n + 1}
+            a.process.terminate()
+            served_after = len(seen)
+            with anyio.fail_after(30):
+                for n in range(30):  # calls during the drain (a few: the token's burst is 60), then after the exit
+                    assert (await client.call_tool("add", {"a": n, "b": 2})).structured_content == {"total": n + 2}
+                    if a.process.poll() is None:
+                        await anyio.sleep(0.05)  # spaced, so the drain is covered without spending the budget
+                    elif n >= 4:
+                        break
+                while a.process.poll() is None:
+                    await anyio.sleep(0.05)
+            assert (await client.call_tool("add", {"a": 1, "b": 1})).structured_content == {"total": 2}
+            assert a.process.returncode in (0, -15, 143)
+            assert {upstream for upstream, _ in seen[served_after:]} == {b.url}
+            assert (await client.list_tools()).tools
+    assert "Application shutdown complete" in Path(a.log.name).read_text()
