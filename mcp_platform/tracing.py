@@ -133,7 +133,7 @@ def start(request_id: str | int, method: str, params: Mapping[str, Any], *, head
         attributes[OPERATION] = "execute_tool"
         if _record_arguments:
             attributes[TOOL_ARGUMENTS] = json.dumps(params.get("arguments"), default=str)
-    if session_id is not None:
+    if session_id is not None and headers is not None:  # a stdio connection is its session and has no id
         attributes[SESSION_ID] = session_id
     carrier = _carrier(params, headers)
     context = None

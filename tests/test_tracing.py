@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcp import Client, StdioServerParameters
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -223,16 +224,50 @@ def test_serve_exports_its_spans_over_otlp_http(tmp_path: Path) -> None:
     finally:
         receiver.shutdown()
         receiver.server_close()
-    exported = []
-    for body in _Receiver.bodies:
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
-            exported += [(service, span) for scope in resource_spans.scope_spans for span in scope.spans]
-    assert len(exported) == 1, exported
-    service, span = exported[0]
-    assert service == "traced-test" and span.name == "tools/call echo"
+    span = _exported_span(_Receiver.bodies)
     assert span.trace_id.hex() == TRACE and span.parent_span_id.hex() == PARENT
     attributes = {a.key: a.value.string_value for a in span.attributes}
     assert attributes["gen_ai.tool.name"] == "echo" and attributes["network.transport"] == "tcp"
     assert ARGUMENT not in repr(span)
+
+
+def _exported_span(bodies: list[bytes]) -> Any:
+    """The one tools/call span the receiver got, checked to come from the configured service."""
+    exported = []
+    for body in bodies:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            exported += [(service, span) for scope in resource_spans.scope_spans for span in scope.spans
+                         if span.name.startswith("tools/call")]
+    assert len(exported) == 1, exported
+    service, span = exported[0]
+    assert service == "traced-test" and span.name == "tools/call echo"
+    return span
+
+
+@pytest.mark.anyio
+async def test_stdio_exports_its_spans_as_pipe_transport_when_stdin_closes(tmp_path: Path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.bodies = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    config = tmp_path / "mcp-platform.toml"
+    config.write_text(f"[state]\nurl = 'sqlite+aiosqlite:///{tmp_path}/state.db'\n"
+                      f"[static]\nroot = '{tmp_path / 'static'}'\n")
+    server = StdioServerParameters(
+        command=sys.executable, cwd=tmp_path,
+        args=["-m", "mcp_platform", "stdio", "--config", str(config), "--tools-dir", str(FIXTURE_TOOLS),
+              "--log-level", "warning"],
+        env={"PYTHONUNBUFFERED": "1", "MCP_PLATFORM_TRACING__SERVICE_NAME": "traced-test",
+             "MCP_PLATFORM_TRACING__OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}/v1/traces"})
+    try:
+        async with Client(server, mode="legacy") as client:
+            result = await client.call_tool("echo", {"text": ARGUMENT})
+            assert result.is_error is False
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    span = _exported_span(_Receiver.bodies)
+    attributes = {a.key: a.value.string_value for a in span.attributes}
+    assert attributes["network.transport"] == "pipe" and attributes["mcp.protocol.version"]
+    assert "mcp.session.id" not in attributes  # the connection is the session; it has no id
