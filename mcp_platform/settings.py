@@ -240,7 +240,8 @@ class LogSettings(_Section):
 class TracingSettings(_Section):
     otlp_endpoint: str | None = None
     """OTLP/HTTP traces URL (e.g. `http://127.0.0.1:4318/v1/traces`): one server span per MCP request, after the
-    MCP semantic conventions, batched and exported there. Needs the `otel` extra (`pip install
+    MCP semantic conventions, batched and exported there; the `mcp.server.operation.duration` histogram goes to
+    the same collector's `/v1/metrics`. Needs the `otel` extra (`pip install
     'mcp-platform[otel]'`). Unset: nothing is traced, unless an OpenTelemetry SDK the operator set up (e.g.
     `opentelemetry-instrument`) is already the global tracer provider. Read at start."""
     record_arguments: bool = False

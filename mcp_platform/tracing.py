@@ -6,6 +6,8 @@ provider an operator's own SDK set-up (`opentelemetry-instrument`) made global. 
 before building anything, so a request pays one global read and no span (the API's no-op tracer still costs a
 context object and a call per request).
 
+Each request also records `mcp.server.operation.duration` when a meter provider comes with the tracer's.
+
 A span's name is `{mcp.method.name} {target}`; its attributes never hold arguments or results unless the operator
 opts in (`tracing.record_arguments`).
 """
@@ -20,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 # opentelemetry is imported only once something is traced: a default start must not pay for it (startup imports).
 if TYPE_CHECKING:
+    from opentelemetry.metrics import Histogram, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from mcp_platform.settings import Settings
 
-__all__ = ["ERROR_TYPE", "METHOD", "TOOL_NAME", "configure", "current", "set_provider", "shutdown", "start"]
+__all__ = ["ERROR_TYPE", "METHOD", "TOOL_NAME", "configure", "current", "end", "set_provider", "shutdown", "start"]
 
 METHOD = "mcp.method.name"
 TOOL_NAME = "gen_ai.tool.name"
@@ -38,58 +41,76 @@ TRANSPORT = "network.transport"
 ERROR_TYPE = "error.type"
 TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_RESULT = "gen_ai.tool.call.result"
+_METRIC_ATTRIBUTES = ("mcp.method.name", "gen_ai.tool.name", "gen_ai.prompt.name", "error.type",
+                      "network.transport", "mcp.protocol.version")
 TOOL_ERROR = "tool_error"
 """`error.type` of a tools/call whose result has `isError` (the call was answered; the tool failed)."""
 
 _tracer: Tracer | None = None
-_provider: Any = None  # the SDK provider `configure` installed, flushed by `shutdown`
+_duration: Histogram | None = None
+_providers: list[Any] = []  # the SDK providers `configure` installed, flushed by `shutdown`
 _record_arguments = False
+# The conventions' advice for mcp.server.operation.duration, in seconds.
+_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
 
-def set_provider(provider: TracerProvider | None, *, record_arguments: bool = False) -> None:
-    """Trace with `provider` from now on (None: stop tracing). `configure` calls it; so do tests, with an SDK
-    provider of their own, because the global provider can be set only once per process."""
-    global _tracer, _record_arguments
+def set_provider(provider: TracerProvider | None, *, record_arguments: bool = False,
+                 meter_provider: MeterProvider | None = None) -> None:
+    """Trace with `provider` from now on (None: stop tracing), and record `mcp.server.operation.duration` with
+    `meter_provider` when there is one. `configure` calls it; so do tests, with SDK providers of their own,
+    because the global providers can be set only once per process."""
+    global _tracer, _duration, _record_arguments
     _tracer = None if provider is None else provider.get_tracer("mcp_platform")
+    _duration = None if provider is None or meter_provider is None else \
+        meter_provider.get_meter("mcp_platform").create_histogram(
+            "mcp.server.operation.duration", unit="s", description="Duration of one MCP request, as served",
+            explicit_bucket_boundaries_advisory=_BUCKETS)
     _record_arguments = record_arguments
 
 
 def configure(settings: Settings) -> None:
     """At start: export to `tracing.otlp_endpoint` when it is set, else use a global SDK provider if one exists."""
-    global _provider
     config = settings.tracing
     if config.otlp_endpoint is None:
         if "opentelemetry.trace" not in sys.modules:
             return  # nobody imported the API, so no SDK provider can have been installed
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
 
         current = trace.get_tracer_provider()
         # The API's own providers (the proxy before any SDK, and the no-op) make spans that record nothing.
         if not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-            set_provider(current, record_arguments=config.record_arguments)
+            set_provider(current, record_arguments=config.record_arguments,
+                         meter_provider=metrics.get_meter_provider())
         return
     try:
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError as exc:
         raise RuntimeError("tracing.otlp_endpoint is set but the OpenTelemetry SDK is not installed: "
                            "pip install 'mcp-platform[otel]'") from exc
-    provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
+    resource = Resource.create({"service.name": config.service_name})
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint)))
+    # Metrics go beside the traces: the same collector, its metrics path.
+    metrics_url = config.otlp_endpoint.removesuffix("/v1/traces") + "/v1/metrics"
+    meter_provider = SdkMeterProvider(resource=resource, metric_readers=[
+        PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_url))])
     trace.set_tracer_provider(provider)  # so instrumentation packages an operator adds export here too
-    _provider = provider
-    set_provider(provider, record_arguments=config.record_arguments)
+    metrics.set_meter_provider(meter_provider)
+    _providers[:] = [provider, meter_provider]
+    set_provider(provider, record_arguments=config.record_arguments, meter_provider=meter_provider)
 
 
 def shutdown() -> None:
     """Export what is still batched (at exit; a SIGTERM'd server must not lose its last spans)."""
-    global _provider
-    if _provider is not None:
-        _provider.shutdown()
-        _provider = None
+    while _providers:
+        _providers.pop().shutdown()
 
 
 def _target(method: str, params: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -167,6 +188,19 @@ def tool_result(span: Span, result: Mapping[str, Any]) -> None:
         span.set_status(_error())
     if _record_arguments:
         span.set_attribute(TOOL_RESULT, json.dumps(result.get("content"), default=str))
+
+
+def end(span: Span, exc: BaseException | None = None) -> None:
+    """End a request's span (a refusal's error first) and record how long it took."""
+    if exc is not None:
+        refused(span, exc)
+    span.end()
+    duration, started = _duration, getattr(span, "start_time", None)  # the SDK's span has its start, in ns
+    end_time = getattr(span, "end_time", None)
+    if duration is not None and isinstance(started, int) and isinstance(end_time, int):
+        attributes = getattr(span, "attributes", None) or {}
+        duration.record((end_time - started) / 1e9, {key: attributes[key] for key in _METRIC_ATTRIBUTES
+                                                     if key in attributes})
 
 
 def _error() -> Any:

@@ -17,7 +17,10 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -172,15 +175,48 @@ async def test_arguments_and_results_appear_only_when_the_operator_opts_in(
         assert ARGUMENT in str(attributes["gen_ai.tool.call.result"])
 
 
+@pytest.mark.anyio
+async def test_each_request_records_mcp_server_operation_duration(tmp_path: Path) -> None:
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    provider, meters = TracerProvider(), MeterProvider(metric_readers=[reader])
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.set_provider(provider, meter_provider=meters)
+    try:
+        async with asgi_client(create_app(make_settings(tmp_path))) as client:
+            for msg_id in (1, 2):
+                await client.post("/mcp", json=_call("a", msg_id), headers=modern_headers("tools/call", "echo"))
+            request = modern_request("tools/call", {"name": "fail", "arguments": {"message": "no"}}, msg_id=3)
+            await client.post("/mcp", json=request, headers=modern_headers("tools/call", "fail"))
+        data = reader.get_metrics_data()
+    finally:
+        tracing.set_provider(None)
+        provider.shutdown()
+        meters.shutdown()
+    assert data is not None
+    [metric] = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                if m.name == "mcp.server.operation.duration"]
+    assert metric.unit == "s"
+    points = {(p.attributes or {}).get("gen_ai.tool.name"): p for p in metric.data.data_points}
+    assert points["echo"].count == 2 and points["fail"].count == 1  # type: ignore[union-attr]
+    assert dict(points["fail"].attributes or {})["error.type"] == "tool_error"
+    assert dict(points["echo"].attributes or {}) == {
+        "mcp.method.name": "tools/call", "gen_ai.tool.name": "echo", "network.transport": "tcp",
+        "mcp.protocol.version": "2026-07-28"}
+    assert 0 < points["echo"].sum < 10  # type: ignore[union-attr]
+
+
 def test_nothing_is_traced_without_a_provider() -> None:
     assert tracing.start(1, "tools/call", {"name": "echo"}, headers=None, protocol_version="2026-07-28") is None
 
 
 class _Receiver(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
+    metrics: list[bytes] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        self.bodies.append(self.rfile.read(int(self.headers["content-length"])))
+        body = self.rfile.read(int(self.headers["content-length"]))
+        # Metrics go to /v1/metrics beside the traces.
+        (self.bodies if self.path == "/v1/traces" else self.metrics).append(body)
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", "0")
@@ -193,7 +229,7 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.mark.wire
 def test_serve_exports_its_spans_over_otlp_http(tmp_path: Path) -> None:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    _Receiver.bodies = []
+    _Receiver.bodies, _Receiver.metrics = [], []
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port, stderr_path = free_port(), tmp_path / "stderr.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_PLATFORM_", "OTEL_"))}
@@ -229,6 +265,10 @@ def test_serve_exports_its_spans_over_otlp_http(tmp_path: Path) -> None:
     attributes = {a.key: a.value.string_value for a in span.attributes}
     assert attributes["gen_ai.tool.name"] == "echo" and attributes["network.transport"] == "tcp"
     assert ARGUMENT not in repr(span)
+    names = {metric.name for body in _Receiver.metrics
+             for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+             for sm in rm.scope_metrics for metric in sm.metrics}
+    assert "mcp.server.operation.duration" in names
 
 
 def _exported_span(bodies: list[bytes]) -> Any:

@@ -105,9 +105,7 @@ def _request_id(message: jsonrpc.Message) -> jsonrpc.RequestId:
 
 def _end_span(call: Call, exc: BaseException | None = None) -> None:
     if call.span is not None:
-        if exc is not None:
-            tracing.refused(call.span, exc)
-        call.span.end()
+        tracing.end(call.span, exc)
 
 
 def _notification(method: str, params: dict[str, Any]) -> bytes:
