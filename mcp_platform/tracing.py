@@ -68,6 +68,11 @@ def set_provider(provider: TracerProvider | None, *, record_arguments: bool = Fa
     _record_arguments = record_arguments
 
 
+def active() -> bool:
+    """Whether requests are traced (the edge asks before building `start`'s arguments)."""
+    return _tracer is not None
+
+
 def configure(settings: Settings) -> None:
     """At start: export to `tracing.otlp_endpoint` when it is set, else use a global SDK provider if one exists."""
     config = settings.tracing

@@ -268,7 +268,7 @@ class ProtocolEdge:
         return Call(_request_id(message), message.method, message.params, facts.principal, True,
                     envelope.protocol_version, envelope.client_capabilities, log_level=envelope.log_level,
                     span=tracing.start(_request_id(message), message.method, message.params, headers=facts.headers,
-                                       protocol_version=envelope.protocol_version))
+                                       protocol_version=envelope.protocol_version) if tracing.active() else None)
 
     def _check_param_headers(self, message: jsonrpc.Message, headers: Mapping[str, str]) -> None:
         name = message.params.get("name")
@@ -293,7 +293,8 @@ class ProtocolEdge:
                     session.protocol_version, session.client_capabilities, log_level=session.log_level or "info",
                     session_id=session_id, session=session,
                     span=tracing.start(_request_id(message), message.method, message.params, headers=facts.headers,
-                                       protocol_version=session.protocol_version, session_id=session_id))
+                                       protocol_version=session.protocol_version, session_id=session_id)
+                    if tracing.active() else None)
 
     async def notification(self, message: jsonrpc.Message, session_id: str, session: SessionData | None) -> None:
         """A client's notification or response: acted on; nothing is ever answered."""
@@ -316,6 +317,8 @@ class ProtocolEdge:
         """tools/call before it runs: everything that can refuse it (unknown tool, arguments, scope, per-tool rate,
         back-pressure) comes back as the era's wire error, so a refusal never needs a stream."""
         try:
+            if call.span is None:  # tracing off: not even a null context per request
+                return await self.dispatcher.preflight_tool(call)
             with tracing.current(call.span):
                 return await self.dispatcher.preflight_tool(call)
         except Exception as exc:
@@ -325,9 +328,11 @@ class ProtocolEdge:
     async def run(self, call: Call, prepared: PreparedCall) -> WireReply:
         """tools/call after `preflight`: the result, or the era's wire error. Only cancellation escapes."""
         try:
-            with tracing.current(call.span):
+            if call.span is None:
                 outcome = await self.dispatcher.run_tool(call, prepared)
-            if call.span is not None:
+            else:
+                with tracing.current(call.span):
+                    outcome = await self.dispatcher.run_tool(call, prepared)
                 tracing.tool_result(call.span, outcome)
             result = self.dispatcher.finish(call, outcome)
         except BaseException as exc:  # cancellation too: the span ends either way
@@ -335,7 +340,8 @@ class ProtocolEdge:
             if not isinstance(exc, Exception):
                 raise
             return to_wire(exc, modern=call.modern, msg_id=call.id, dispatched=True)
-        _end_span(call)
+        if call.span is not None:
+            tracing.end(call.span)
         return WireReply(200, jsonrpc.result_bytes(call.id, result))
 
     async def answer(self, call: Call) -> WireReply:
@@ -344,8 +350,11 @@ class ProtocolEdge:
             prepared = await self.preflight(call)
             return prepared if isinstance(prepared, WireReply) else await self.run(call, prepared)
         try:
-            with tracing.current(call.span):
+            if call.span is None:
                 result = await self.dispatcher.handle(call)
+            else:
+                with tracing.current(call.span):
+                    result = await self.dispatcher.handle(call)
             if call.session is not None and call.session_id is not None and call.method in _SESSION_METHODS \
                     and self.sessions is not None:
                 await self.sessions.update(call.session_id, call.session)
@@ -354,7 +363,8 @@ class ProtocolEdge:
             if not isinstance(exc, Exception):
                 raise
             return to_wire(exc, modern=call.modern, msg_id=call.id, dispatched=True)
-        _end_span(call)
+        if call.span is not None:
+            tracing.end(call.span)
         return WireReply(200, jsonrpc.result_bytes(call.id, result))
 
     # -- change forwarding -----------------------------------------------------------------------------------------
