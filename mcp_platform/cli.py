@@ -121,6 +121,7 @@ def _hint_examples(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mcp_platform import tracing
     from mcp_platform.app import create_app
     from mcp_platform.protocol.drain import Drain
     from mcp_platform.transport.limits import server_options
@@ -128,6 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     log_config = configure_logging(settings.log_level, secret_values(settings), settings.log.format)
+    tracing.configure(settings)
     drain = Drain()
     app = create_app(settings, overrides=_overrides(args), freeze_gc=True, drain=drain)
     if settings.auth.mode == "none":
@@ -143,7 +145,8 @@ def _serve(args: argparse.Namespace) -> int:
                             log_level=settings.log_level, access_log=settings.http.access_log,
                             timeout_graceful_shutdown=FINAL_GRACE, server_header=False,
                             **server_options(settings.http))
-    DrainingServer(config, drain, settings.http.drain_seconds).run()
+    # The spans still batched go out before the process does.
+    DrainingServer(config, drain, settings.http.drain_seconds, after_shutdown=tracing.shutdown).run()
     return 0
 
 
@@ -214,6 +217,7 @@ def _stdio(args: argparse.Namespace) -> int:
     import contextlib
     import os
 
+    from mcp_platform import tracing
     from mcp_platform.app import create_app
     from mcp_platform.transport.stdio import serve_stdio
 
@@ -226,10 +230,14 @@ def _stdio(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # stderr only: stdout carries the protocol
     configure_logging(settings.log_level, secret_values(settings), settings.log.format)
+    tracing.configure(settings)
     _hint_examples(settings)
     app = create_app(settings, overrides=_overrides(args))
-    with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed
-        asyncio.run(serve_stdio(app))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: calls were cancelled, the lifespan closed
+            asyncio.run(serve_stdio(app))
+    finally:
+        tracing.shutdown()
     return 0
 
 

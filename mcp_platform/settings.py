@@ -38,6 +38,7 @@ __all__ = [
     "StaticSettings",
     "TOOLSET_PREFIX",
     "ToolSettings",
+    "TracingSettings",
     "load_settings",
 ]
 
@@ -236,6 +237,20 @@ class LogSettings(_Section):
     arguments). Unset: on with the `json` format, off with `text`."""
 
 
+class TracingSettings(_Section):
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP traces URL (e.g. `http://127.0.0.1:4318/v1/traces`): one server span per MCP request, after the
+    MCP semantic conventions, batched and exported there; the `mcp.server.operation.duration` histogram goes to
+    the same collector's `/v1/metrics`. Needs the `otel` extra (`pip install
+    'mcp-platform[otel]'`). Unset: nothing is traced, unless an OpenTelemetry SDK the operator set up (e.g.
+    `opentelemetry-instrument`) is already the global tracer provider. Read at start."""
+    record_arguments: bool = False
+    """Put tool arguments and result content on spans (`gen_ai.tool.call.arguments`/`.result`). Off: they never
+    leave the server; they may hold personal data or secrets."""
+    service_name: str = "mcp-platform"
+    """The `service.name` resource attribute of exported spans."""
+
+
 class FeatureFlag(_Section):
     default: bool = False
     description: str = ""
@@ -272,6 +287,7 @@ class Settings(BaseSettings):
     static: StaticSettings = StaticSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     audit: AuditSettings = AuditSettings()
+    tracing: TracingSettings = TracingSettings()
     flags: dict[str, FeatureFlag] = {}
     """Feature flags: name -> default and description. Their current values live in the state store."""
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_types import SERVER_INFO_META_KEY
 from pydantic_core import to_json
@@ -38,6 +38,9 @@ from mcp_platform.protocol.request_state import RequestStateCodec
 from mcp_platform.registry import Tool
 from mcp_platform.results import error_result
 from mcp_platform.stores.base import SessionData
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["Call", "Dispatcher", "PreparedCall", "server_version"]
 
@@ -71,6 +74,8 @@ class Call:
     session_id: str | None = None
     session: SessionData | None = None
     server_request: ServerRequest | None = None
+    span: Span | None = None
+    """Its OpenTelemetry server span when tracing is on (`tracing.start`); the edge ends it with the reply."""
 
 
 @dataclass(frozen=True, slots=True)

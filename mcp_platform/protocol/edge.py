@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic_core import to_json
 
-from mcp_platform import logcontext
+from mcp_platform import logcontext, tracing
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import (
     BadRequest,
@@ -101,6 +101,11 @@ class RunningCalls(Protocol):
 def _request_id(message: jsonrpc.Message) -> jsonrpc.RequestId:
     assert message.id is not None, "only requests become calls"
     return message.id
+
+
+def _end_span(call: Call, exc: BaseException | None = None) -> None:
+    if call.span is not None:
+        tracing.end(call.span, exc)
 
 
 def _notification(method: str, params: dict[str, Any]) -> bytes:
@@ -261,7 +266,9 @@ class ProtocolEdge:
         if facts.headers is not None and message.method == "tools/call":
             self._check_param_headers(message, facts.headers)
         return Call(_request_id(message), message.method, message.params, facts.principal, True,
-                    envelope.protocol_version, envelope.client_capabilities, log_level=envelope.log_level)
+                    envelope.protocol_version, envelope.client_capabilities, log_level=envelope.log_level,
+                    span=tracing.start(_request_id(message), message.method, message.params, headers=facts.headers,
+                                       protocol_version=envelope.protocol_version) if tracing.active() else None)
 
     def _check_param_headers(self, message: jsonrpc.Message, headers: Mapping[str, str]) -> None:
         name = message.params.get("name")
@@ -284,7 +291,10 @@ class ProtocolEdge:
         logcontext.bind(message.id, message.method, facts.principal.name, message.params, facts.headers)
         return Call(_request_id(message), message.method, message.params, facts.principal, False,
                     session.protocol_version, session.client_capabilities, log_level=session.log_level or "info",
-                    session_id=session_id, session=session)
+                    session_id=session_id, session=session,
+                    span=tracing.start(_request_id(message), message.method, message.params, headers=facts.headers,
+                                       protocol_version=session.protocol_version, session_id=session_id)
+                    if tracing.active() else None)
 
     async def notification(self, message: jsonrpc.Message, session_id: str, session: SessionData | None) -> None:
         """A client's notification or response: acted on; nothing is ever answered."""
@@ -307,16 +317,31 @@ class ProtocolEdge:
         """tools/call before it runs: everything that can refuse it (unknown tool, arguments, scope, per-tool rate,
         back-pressure) comes back as the era's wire error, so a refusal never needs a stream."""
         try:
-            return await self.dispatcher.preflight_tool(call)
+            if call.span is None:  # tracing off: not even a null context per request
+                return await self.dispatcher.preflight_tool(call)
+            with tracing.current(call.span):
+                return await self.dispatcher.preflight_tool(call)
         except Exception as exc:
+            _end_span(call, exc)
             return to_wire(exc, modern=call.modern, msg_id=call.id, dispatched=True)
 
     async def run(self, call: Call, prepared: PreparedCall) -> WireReply:
         """tools/call after `preflight`: the result, or the era's wire error. Only cancellation escapes."""
         try:
-            result = self.dispatcher.finish(call, await self.dispatcher.run_tool(call, prepared))
-        except Exception as exc:
+            if call.span is None:
+                outcome = await self.dispatcher.run_tool(call, prepared)
+            else:
+                with tracing.current(call.span):
+                    outcome = await self.dispatcher.run_tool(call, prepared)
+                tracing.tool_result(call.span, outcome)
+            result = self.dispatcher.finish(call, outcome)
+        except BaseException as exc:  # cancellation too: the span ends either way
+            _end_span(call, exc)
+            if not isinstance(exc, Exception):
+                raise
             return to_wire(exc, modern=call.modern, msg_id=call.id, dispatched=True)
+        if call.span is not None:
+            tracing.end(call.span)
         return WireReply(200, jsonrpc.result_bytes(call.id, result))
 
     async def answer(self, call: Call) -> WireReply:
@@ -325,12 +350,21 @@ class ProtocolEdge:
             prepared = await self.preflight(call)
             return prepared if isinstance(prepared, WireReply) else await self.run(call, prepared)
         try:
-            result = await self.dispatcher.handle(call)
+            if call.span is None:
+                result = await self.dispatcher.handle(call)
+            else:
+                with tracing.current(call.span):
+                    result = await self.dispatcher.handle(call)
             if call.session is not None and call.session_id is not None and call.method in _SESSION_METHODS \
                     and self.sessions is not None:
                 await self.sessions.update(call.session_id, call.session)
-        except Exception as exc:
+        except BaseException as exc:
+            _end_span(call, exc)
+            if not isinstance(exc, Exception):
+                raise
             return to_wire(exc, modern=call.modern, msg_id=call.id, dispatched=True)
+        if call.span is not None:
+            tracing.end(call.span)
         return WireReply(200, jsonrpc.result_bytes(call.id, result))
 
     # -- change forwarding -----------------------------------------------------------------------------------------
@@ -348,8 +382,15 @@ class ProtocolEdge:
 
     def listen(self, call: Call) -> AsyncIterator[bytes]:
         """2026-07-28 `subscriptions/listen`: its filter is checked now (an `InvalidParams` before anything is
-        sent); the stream is the acknowledgement, then the granted kinds, each tagged with the subscription id."""
-        return self._listen(listen_filter(call.params), call.id)
+        sent); the stream is the acknowledgement, then the granted kinds, each tagged with the subscription id. Its
+        span covers the subscription's acceptance, not the stream's lifetime."""
+        try:
+            granted = listen_filter(call.params)
+        except ProtocolError as exc:
+            _end_span(call, exc)
+            raise
+        _end_span(call)
+        return self._listen(granted, call.id)
 
     async def _listen(self, granted: dict[str, Any], subscription_id: jsonrpc.RequestId) -> AsyncIterator[bytes]:
         meta = {SUBSCRIPTION_ID_KEY: subscription_id}

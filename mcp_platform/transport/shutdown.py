@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -31,16 +32,24 @@ notices the shutdown within half a second), after which what still runs is cance
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float,
+                 after_shutdown: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.drain = drain
         self.drain_seconds = drain_seconds
+        self.after_shutdown = after_shutdown
         self._loop: asyncio.AbstractEventLoop | None = None
         self._settling: asyncio.Task[None] | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # Here, not after `run()`: uvicorn re-raises a captured SIGTERM as it leaves `serve`, which ends the process.
+        if self.after_shutdown is not None:
+            await asyncio.to_thread(self.after_shutdown)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Called by the signal handler, between two bytecodes of the loop's thread: only flags and a callback.
