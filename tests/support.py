@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -164,6 +165,21 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(interval)
+
+
+def wait_served(process: subprocess.Popen[Any], url: str, *, log: Path | None = None, path: str = "/healthz",
+                timeout: float = 30) -> None:
+    """Wait until a server running in another process answers `url + path` with 200. If the process exits first,
+    fail at once with its log (when it writes one to `log`)."""
+    def answered() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(log.read_text() if log is not None else f"the server exited ({process.returncode})")
+        try:
+            return httpx2.get(url + path, timeout=1).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    wait_until(answered, timeout=timeout, what=f"the server answering {path}")
 
 
 async def heartbeats(lines: AsyncIterator[str], count: int, *, within: float) -> list[str]:

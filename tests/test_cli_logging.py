@@ -15,7 +15,7 @@ import pytest
 
 from mcp_platform.redact import RedactingFormatter, secret_values
 from mcp_platform.settings import Settings
-from tests.support import free_port, wait_until
+from tests.support import free_port, wait_served
 
 REPO = Path(__file__).parents[1]
 TOKEN = "plain-env-token-9f8e7d6c5b4a"  # not in mcpp_ form, so the token pattern alone would miss it
@@ -32,15 +32,7 @@ def _serve_and_request(tmp_path: Path, env_extra: dict[str, str], paths: list[st
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            assert process.poll() is None, "the server exited"
-            try:
-                return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx2.HTTPError:
-                return False
-
-        wait_until(healthy, timeout=30, what="the server's start")
+        wait_served(process, base)
         with httpx2.Client(base_url=base, timeout=10) as http:
             for path in paths:
                 if path.startswith("POST "):

@@ -17,7 +17,7 @@ import anyio
 import httpx2
 import pytest
 
-from tests.support import free_port, modern_headers, modern_request, wait_until
+from tests.support import free_port, modern_headers, modern_request, wait_served
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 
@@ -56,14 +56,7 @@ class Server:
                  "--tools-dir", str(folder / "tools")], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> None:
-        def ready() -> bool:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                return httpx2.get(self.url + "/readyz", timeout=1).status_code == 200
-            except httpx2.HTTPError:
-                return False
-
-        wait_until(ready, timeout=30, what="the server's start")
+        wait_served(self.process, self.url, log=self.log, path="/readyz")
 
     def stop(self) -> None:
         if self.process.poll() is None:

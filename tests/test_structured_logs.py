@@ -32,7 +32,7 @@ from tests.support import (
     make_settings,
     modern_headers,
     modern_request,
-    wait_until,
+    wait_served,
 )
 
 TOKEN = "plain-env-token-9f8e7d6c5b4a"  # not in mcpp_ form, so the token pattern alone would miss it
@@ -63,15 +63,7 @@ def _serve(tmp_path: Path, log_format: str) -> Iterator[tuple[httpx2.Client, Pat
                                    cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         base = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            assert process.poll() is None, stderr_path.read_text()
-            try:
-                return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx2.HTTPError:
-                return False
-
-        wait_until(healthy, timeout=30, what="the server's start")
+        wait_served(process, base, log=stderr_path)
         with httpx2.Client(base_url=base, timeout=10) as http:
             yield http, stderr_path
     finally:

@@ -38,7 +38,7 @@ from tests.support import (
     modern_headers,
     modern_request,
     open_session,
-    wait_until,
+    wait_served,
 )
 
 QUALIFIED = Path(__file__).parent / "fixtures" / "qualified_tools"
@@ -242,15 +242,7 @@ def test_serve_exports_its_spans_over_otlp_http(tmp_path: Path) -> None:
                                        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             base = f"http://127.0.0.1:{port}"
-
-            def healthy() -> bool:
-                assert process.poll() is None, stderr_path.read_text()
-                try:
-                    return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
-                except httpx2.HTTPError:
-                    return False
-
-            wait_until(healthy, timeout=30, what="the server's start")
+            wait_served(process, base, log=stderr_path)
             headers = modern_headers("tools/call", "echo") | {"traceparent": f"00-{TRACE}-{PARENT}-01"}
             reply = httpx2.post(f"{base}/mcp", json=_call(ARGUMENT, 5), headers=headers, timeout=10)
             assert reply.status_code == 200, reply.text

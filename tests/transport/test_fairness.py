@@ -19,10 +19,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 
-from tests.support import free_port, wait_until
+from tests.support import free_port, wait_served
 
 pytestmark = pytest.mark.wire
 
@@ -72,14 +71,7 @@ def served(tmp_path: Path) -> Iterator[int]:
                                 "--tools-dir", str(tools)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
-        def ready() -> bool:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                return httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except httpx2.HTTPError:
-                return False
-
-        wait_until(ready, timeout=30, what="the server's /readyz answering 200")
+        wait_served(process, f"http://127.0.0.1:{port}", log=tmp_path / "server.log", path="/readyz")
         yield port
     finally:
         process.terminate()
