@@ -12,8 +12,18 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -137,9 +147,12 @@ def _http_url(url: str, what: str) -> str:
     """`url` if it is an absolute http(s) URL with a host and no fragment, or ValueError saying what is wrong."""
     if len(url) > 2048 or any(c.isspace() or not c.isprintable() for c in url):
         raise ValueError(f"{what} must be a URL of at most 2048 printable characters without spaces")
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    if not sep or scheme.lower() not in ("http", "https") or not host or "#" in url:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise ValueError(f"{what} is not a URL: {url[:100]!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.fragment or "#" in url:
         raise ValueError(f"{what} must be an absolute http:// or https:// URL without a fragment, got {url[:100]!r}")
     return url
 
@@ -199,20 +212,19 @@ class OAuthSettings(_Section):
 
     @field_validator("issuer", "jwks_url", "resource")
     @classmethod
-    def _urls(cls, url: str | None, info: Any) -> str | None:
+    def _urls(cls, url: str | None, info: ValidationInfo) -> str | None:
         if url is None:
             return None
-        _http_url(url, info.field_name)
-        if info.field_name == "jwks_url" and not url.lower().startswith("https://"):
-            host = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2].rpartition(":")[0].strip("[]")
-            if host not in LOOPBACK_HOSTS:
-                raise ValueError("jwks_url must be https (plain http only to a loopback host): keys fetched in the "
-                                 "clear could be swapped on the way")
+        _http_url(url, str(info.field_name))
+        plain = not url.lower().startswith("https://")
+        if info.field_name == "jwks_url" and plain and urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            raise ValueError("jwks_url must be https (plain http only to a loopback host): keys fetched in the "
+                             "clear could be swapped on the way")
         return url
 
     @field_validator("audience", "authorization_servers")
     @classmethod
-    def _url_lists(cls, urls: list[str], info: Any) -> list[str]:
+    def _url_lists(cls, urls: list[str], info: ValidationInfo) -> list[str]:
         for url in urls:
             if info.field_name == "authorization_servers":
                 _http_url(url, "authorization_servers entry")
