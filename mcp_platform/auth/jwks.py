@@ -52,6 +52,11 @@ class KeySource(Protocol):
         keys cannot be had."""
         ...
 
+    def current(self) -> int | None:
+        """Which key set is in use (it changes when the provider's keys change), or None while there is no fresh
+        one: tokens verified under another set, or with none, are verified again."""
+        ...
+
     def describe(self) -> dict[str, Any]: ...
 
 
@@ -86,6 +91,9 @@ class StaticKey:
         if alg not in self._key.algorithms:
             raise _refused(f"alg {alg} does not fit the configured {self._source}")
         return self._key
+
+    def current(self) -> int | None:
+        return 0
 
     def describe(self) -> dict[str, Any]:
         return {"key_source": self._source}
@@ -138,6 +146,8 @@ class JwksKeys:
         self._timeout = timeout
         self._clock = clock
         self._keys: dict[str | None, list[VerificationKey]] = {}
+        self._body = b""
+        self._generation = 0
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
         self._problem: str | None = None
@@ -163,6 +173,9 @@ class JwksKeys:
         if found is None:
             raise self._unknown(kid, alg)
         return found
+
+    def current(self) -> int | None:
+        return self._generation if self._clock() - self._fetched_at < self._cache_seconds else None
 
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         if kid is None:
@@ -203,7 +216,9 @@ class JwksKeys:
             raise self._down(type(exc).__name__) from None
         except ValueError as exc:
             raise self._down(str(exc)) from None
-        self._keys, self._fetched_at, self._problem = keys, self._clock(), None
+        if body != self._body:
+            self._generation += 1
+        self._keys, self._body, self._fetched_at, self._problem = keys, body, self._clock(), None
         logger.info("fetched %d signing key(s) from %s", sum(map(len, keys.values())), self.service)
 
     async def _download(self) -> bytes:
