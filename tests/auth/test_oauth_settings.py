@@ -156,6 +156,22 @@ async def test_the_protected_resource_metadata_is_served_in_oauth_mode(tmp_path:
     assert other.status_code == 404  # this server is no authorization server
 
 
+async def test_the_metadata_stays_open_to_every_origin_when_cors_is_narrowed_for_mcp(tmp_path: Path) -> None:
+    settings = oauth_settings(tmp_path, hs256_secret=HS_SECRET,
+                              extra={"http": {"cors": {"allow_origins": ["https://app.example"]}}})
+    preflight = {"origin": "https://claude.ai", "access-control-request-method": "GET",
+                 "access-control-request-headers": "mcp-protocol-version"}
+    async with asgi_client(create_app(settings, capabilities=[]), token=None) as client:
+        metadata = await client.options("/.well-known/oauth-protected-resource/mcp", headers=preflight)
+        mcp = await client.options("/mcp", headers=preflight)
+        posted = await client.post("/.well-known/oauth-protected-resource", json={})
+        head = await client.head("/.well-known/oauth-protected-resource")
+    assert metadata.status_code == 204 and metadata.headers["access-control-allow-origin"] == "*"
+    assert mcp.status_code == 400  # /mcp keeps its own allow-list
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert head.status_code == 200
+
+
 async def test_bearer_only_mode_answers_404_on_every_well_known_path(tmp_path: Path) -> None:
     async with asgi_client(create_app(make_settings(tmp_path), capabilities=[])) as client:
         for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp",
