@@ -223,3 +223,17 @@ async def test_exp_and_nbf_honour_the_leeway_on_the_injected_clock(
     else:
         with pytest.raises(Unauthorized):
             await verifier.verify(token)
+
+
+async def test_a_reload_that_changes_oauth_settings_says_it_takes_a_restart_and_shows_no_secret(
+        tmp_path: Path) -> None:
+    from mcp_platform.config_reload import ConfigManager
+
+    config = tmp_path / "mcp-platform.toml"
+    section = '[auth]\nmode = ["oauth"]\n[auth.oauth]\nissuer = "{issuer}"\nhs256_secret = "{secret}"\n'
+    config.write_text(section.format(issuer=ISSUER, secret=HS_SECRET))
+    manager = ConfigManager(load_settings(config))
+    config.write_text(section.format(issuer="https://other.example/", secret=HS_SECRET[::-1]))
+    report = await manager.reload(dry_run=True)
+    assert report.restart_required == ["auth.oauth.hs256_secret", "auth.oauth.issuer"]
+    assert HS_SECRET not in report.model_dump_json() and HS_SECRET[::-1] not in report.model_dump_json()
