@@ -35,6 +35,7 @@ from pydantic_settings import (
 from mcp_platform.errors import ConfigError
 
 __all__ = [
+    "ASYMMETRIC_ALGORITHMS",
     "AuditSettings",
     "AuthMode",
     "AuthSettings",
@@ -42,6 +43,7 @@ __all__ = [
     "DatabaseSettings",
     "FeatureFlag",
     "ForwardAuthSettings",
+    "HMAC_ALGORITHMS",
     "HttpSettings",
     "LogSettings",
     "OAuthSettings",
@@ -137,8 +139,8 @@ class HttpSettings(_Section):
 AuthMode = Literal["bearer", "oauth", "redis", "forward", "none"]
 
 
-_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
-_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 """An RFC 6749 scope token: printable ASCII without space, quote or backslash (it goes into a quoted header)."""
 
@@ -256,9 +258,9 @@ class OAuthSettings(_Section):
         for alg in algorithms:
             if alg.lower() == "none":
                 raise ValueError("'none' is never accepted: unsigned tokens prove nothing")
-            if alg not in _HMAC_ALGORITHMS + _ASYMMETRIC_ALGORITHMS:
+            if alg not in HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS:
                 raise ValueError(f"unknown algorithm {alg[:20]!r}; known: "
-                                 f"{', '.join(_HMAC_ALGORITHMS + _ASYMMETRIC_ALGORITHMS)}")
+                                 f"{', '.join(HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS)}")
         return algorithms
 
     @field_validator("principal_claim")
@@ -284,9 +286,14 @@ class OAuthSettings(_Section):
         sources = [name for name in ("jwks_url", "public_key", "hs256_secret") if getattr(self, name) is not None]
         if len(sources) > 1:
             raise ValueError(f"set only one key source, not {' and '.join(sources)}")
-        hmac = [alg for alg in self.algorithms if alg in _HMAC_ALGORITHMS]
+        hmac = [alg for alg in self.algorithms if alg in HMAC_ALGORITHMS]
         if self.hs256_secret is not None and len(hmac) != len(self.algorithms):
             raise ValueError("with hs256_secret, algorithms may only list HS256, HS384, HS512")
+        if self.hs256_secret is not None:
+            size = len(self.hs256_secret.get_secret_value().encode())
+            for alg in hmac:
+                if size < int(alg[2:]) // 8:  # RFC 7518 3.2: a key at least as long as the hash
+                    raise ValueError(f"{alg} needs an hs256_secret of {int(alg[2:]) // 8} bytes at least")
         if sources and self.hs256_secret is None and hmac:
             raise ValueError(f"{', '.join(hmac)} cannot be used with {sources[0]}: an HMAC algorithm with a public "
                              "key lets anyone sign tokens with that key")

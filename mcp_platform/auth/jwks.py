@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_JWKS_BYTES = 1024 * 1024
 """A provider's JWKS holds a handful of keys (a few kB); a bigger answer is not one."""
 
+MIN_RSA_BITS = 2048
+"""NIST SP 800-131A: shorter RSA keys are refused (PyJWT would refuse each token they signed)."""
+
 _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
@@ -123,6 +126,9 @@ def parse_jwks(body: bytes, allowed: Iterable[str]) -> dict[str | None, list[Ver
             continue
         if hasattr(public, "public_key"):  # a JWKS that (wrongly) carries private parts: use only the public one
             public = public.public_key()
+        if isinstance(public, RSAPublicKey) and public.key_size < MIN_RSA_BITS:
+            logger.warning("JWKS key %r skipped: RSA keys of %d bits are too weak", kid, public.key_size)
+            continue
         algorithms = algorithms_for(public, allowed, declared)
         if algorithms:
             keys.setdefault(kid, []).append(VerificationKey(public, algorithms))

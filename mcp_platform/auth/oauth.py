@@ -23,19 +23,19 @@ from typing import Any
 
 import httpx2
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mcp_platform.auth.chain import Presented, TokenVerifier
-from mcp_platform.auth.jwks import JwksKeys, KeySource, StaticKey, VerificationKey, algorithms_for
+from mcp_platform.auth.jwks import MIN_RSA_BITS, JwksKeys, KeySource, StaticKey, VerificationKey, algorithms_for
 from mcp_platform.auth.protected_resource import ProtectedResource, resolve
 from mcp_platform.auth_types import Challenge, Principal, expand_scopes
 from mcp_platform.core import Core
 from mcp_platform.errors import ConfigError, Unauthorized
-from mcp_platform.settings import OAuthSettings, Settings
+from mcp_platform.settings import ASYMMETRIC_ALGORITHMS, OAuthSettings, Settings
 
 __all__ = ["OAuthVerifier", "challenge", "start"]
 
-_ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _SEGMENTS = re.compile(r"([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 """Header, payload, and a signature that may be empty (as `alg: none` leaves it: still ours, to refuse)."""
 _MAX_HEADER = 4096
@@ -202,7 +202,9 @@ def _static_key(oauth: OAuthSettings) -> tuple[StaticKey, tuple[str, ...]]:
         public = load_pem_public_key(oauth.public_key.encode())
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"auth.oauth.public_key is not a PEM public key: {exc}") from None
-    algorithms = algorithms_for(public, oauth.algorithms or _ASYMMETRIC)
+    if isinstance(public, RSAPublicKey) and public.key_size < MIN_RSA_BITS:
+        raise ConfigError(f"auth.oauth.public_key is an RSA key of {public.key_size} bits: use {MIN_RSA_BITS} or more")
+    algorithms = algorithms_for(public, oauth.algorithms or ASYMMETRIC_ALGORITHMS)
     if not algorithms:
         raise ConfigError(f"auth.oauth.public_key ({type(public).__name__}) fits none of auth.oauth.algorithms "
                           f"{oauth.algorithms}: RSA keys take RS*/PS*, EC keys ES256/384/512 by curve, Ed25519 EdDSA")
@@ -215,7 +217,7 @@ async def start(settings: Settings, core: Core, stack: AsyncExitStack) -> TokenV
     if oauth.jwks_url is None:
         keys, algorithms = _static_key(oauth)
         return OAuthVerifier(resource, oauth, keys, algorithms)
-    algorithms = tuple(oauth.algorithms) or _ASYMMETRIC
+    algorithms = tuple(oauth.algorithms) or ASYMMETRIC_ALGORITHMS
     client = httpx2.AsyncClient(timeout=oauth.jwks_timeout_seconds, follow_redirects=False,
                                 limits=httpx2.Limits(max_connections=4, max_keepalive_connections=2),
                                 headers={"user-agent": "mcp-platform"})

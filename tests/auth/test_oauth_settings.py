@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_platform.app import create_app
 from mcp_platform.auth.oauth import OAuthVerifier
@@ -43,6 +44,7 @@ def keys() -> dict[str, SigningKey]:
     ({"jwks_url": "https://idp.example/keys", "algorithms": ["RS256", "HS256"]}, "HMAC"),
     ({"public_key": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----", "algorithms": ["HS256"]}, "HMAC"),
     ({"hs256_secret": HS_SECRET, "algorithms": ["RS256"]}, "only list HS"),
+    ({"hs256_secret": HS_SECRET, "algorithms": ["HS256", "HS512"]}, "HS512 needs an hs256_secret of 64 bytes"),
     ({"scopes": {}}, "at least one"),
     ({"scopes": {"mcp read": "read"}}, "scope name"),
     ({"scopes": {'mcp"x': "read"}}, "scope name"),
@@ -99,6 +101,10 @@ async def test_a_public_key_that_fits_no_allowed_algorithm_is_refused_at_start(
     settings = oauth_settings(tmp_path, public_key=keys["EdDSA"].public_pem(), algorithms=["RS256"])
     with pytest.raises(ConfigError, match="fits none of auth.oauth.algorithms"):
         async with asgi_client(create_app(settings, capabilities=[])):
+            pass
+    weak = SigningKey("weak", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    with pytest.raises(ConfigError, match="1024 bits"):
+        async with asgi_client(create_app(oauth_settings(tmp_path, public_key=weak.public_pem()), capabilities=[])):
             pass
     broken = oauth_settings(tmp_path, public_key="-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
     with pytest.raises(ConfigError, match="not a PEM public key"):

@@ -284,3 +284,20 @@ async def test_a_key_the_provider_withdrew_stops_admitting_tokens_it_signed(
         assert (await _list(client, replacement.mint())).status_code == 200  # its unknown kid fetched the new set
         withdrawn = await _list(client, token)
     assert withdrawn.status_code == 401 and "kid 'rsa-1'" in withdrawn.headers["www-authenticate"]
+
+
+def test_a_jwks_keeps_only_usable_signing_keys(keys: dict[str, SigningKey]) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from mcp_platform.auth.jwks import parse_jwks
+
+    weak = SigningKey("weak", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    private_parts: dict[str, Any] = {**json.loads(RSAAlgorithm.to_jwk(keys["RS256"].private)), "kid": "leaky"}
+    document = {"keys": [weak.jwk(), {**keys["ES256"].jwk(), "use": "enc", "kid": "enc"}, private_parts,
+                         {**keys["EdDSA"].jwk(), "alg": "RS256", "kid": "mislabelled"}, {"kty": "RSA", "kid": "junk"},
+                         "not a key", {**keys["ES256"].jwk(), "kid": 7}, keys["ES256"].jwk()]}
+    parsed = parse_jwks(json.dumps(document).encode(), ["RS256", "ES256", "EdDSA"])
+    assert sorted(kid for kid in parsed if kid is not None) == ["ec-1", "leaky"]
+    assert parsed["ec-1"][0].algorithms == ("ES256",)
+    assert not hasattr(parsed["leaky"][0].key, "private_numbers")  # only the public half is kept
