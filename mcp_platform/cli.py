@@ -194,39 +194,42 @@ def _redis_token(args: argparse.Namespace, settings: Settings) -> int:
     """`token ... --store redis`: the tokens the `redis` verifier reads (`auth.redis`), kept by name."""
     import time
 
+    from redis.exceptions import RedisError
+
     from mcp_platform.auth.redis_admin import RedisTokenStore, parse_duration
     from mcp_platform.auth.redis_tokens import SERVICE, open_client
-    from mcp_platform.errors import StoreUnavailable
-    from mcp_platform.stores.redis_client import unavailable
+    from mcp_platform.stores.redis_client import UNREACHABLE, unreachable_reason
 
     async def run() -> int:
         client, location = open_client(settings)
         store = RedisTokenStore(client, settings.auth.redis.key_prefix)
         try:
-            with unavailable():
-                if args.token_command == "create":
-                    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-                    expires_in = None if args.expires_in is None else parse_duration(args.expires_in)
-                    token = await store.create(args.name, scopes, expires_in)
-                    print(token)
-                    until = "never expires" if expires_in is None else f"expires at {_utc(time.time() + expires_in)}"
-                    print(f"token {args.name!r} created in Redis ({location}) with scopes {', '.join(scopes)}; it "
-                          f"{until} and is shown only this once", file=sys.stderr)
-                elif args.token_command == "list":
-                    for info in await store.list():
-                        expiry = "never" if info.expires_at is None else _utc(info.expires_at)
-                        print(f"{info.name}\t{','.join(info.scopes) or '-'}\t{expiry}\t{info.state}")
-                elif not await store.revoke(args.name):
-                    print(f"no token named {args.name!r} in Redis ({location})", file=sys.stderr)
-                    return 1
-                else:
-                    print(f"token {args.name!r} revoked", file=sys.stderr)
+            if args.token_command == "create":
+                scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+                expires_in = None if args.expires_in is None else parse_duration(args.expires_in)
+                token = await store.create(args.name, scopes, expires_in)
+                print(token)
+                until = "never expires" if expires_in is None else f"expires at {_utc(time.time() + expires_in)}"
+                print(f"token {args.name!r} created in Redis ({location}) with scopes {', '.join(scopes)}; it "
+                      f"{until} and is shown only this once", file=sys.stderr)
+            elif args.token_command == "list":
+                for info in await store.list():
+                    expiry = "never" if info.expires_at is None else _utc(info.expires_at)
+                    print(f"{info.name}\t{','.join(info.scopes) or '-'}\t{expiry}\t{info.state}")
+            elif not await store.revoke(args.name):
+                print(f"no token named {args.name!r} in Redis ({location})", file=sys.stderr)
+                return 1
+            else:
+                print(f"token {args.name!r} revoked", file=sys.stderr)
             return 0
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        except StoreUnavailable as exc:
-            print(f"error: {SERVICE} at {location}: {exc}", file=sys.stderr)
+        except UNREACHABLE as exc:
+            print(f"error: {SERVICE} at {location} is unavailable: {unreachable_reason(exc)}", file=sys.stderr)
+            return 1
+        except RedisError as exc:  # a refused command (ACL, a key of the wrong type): its text names no secret
+            print(f"error: {SERVICE} at {location} refused the command: {exc}", file=sys.stderr)
             return 1
         finally:
             await client.aclose()

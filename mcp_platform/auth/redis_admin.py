@@ -21,7 +21,7 @@ from mcp_platform.auth_types import SCOPES, expand_scopes
 __all__ = ["MAX_EXPIRES_IN", "RedisTokenInfo", "RedisTokenStore", "parse_duration"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_DURATION = re.compile(r"(\d{1,10})([smhd]?)")
+_DURATION = re.compile(r"([0-9]{1,10})([smhd]?)")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_EXPIRES_IN = 10 * 365 * 86400
 """Ten years: a longer `--expires-in` is refused (leave it out for a token that never expires)."""

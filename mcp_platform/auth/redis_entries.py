@@ -30,7 +30,7 @@ __all__ = ["MAX_ENTRY_BYTES", "Entry", "EntryReader", "Malformed", "encode_entry
 MAX_ENTRY_BYTES = 65536
 """A larger value (or hash field) is malformed, and is refused without being transferred."""
 _MAX_NAME = 128
-_DECIMAL = re.compile(r"\d{1,15}(\.\d{1,9})?")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,9})?")
 
 # KEYS[1] the token's key; ARGV[1] the largest value fetched. One round trip, whatever the key holds, and a huge
 # value never leaves Redis. Returns {'none'}, {'big'}, {'string', value}, {'hash', {name, scopes, expires_at}},

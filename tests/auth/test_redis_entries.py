@@ -87,6 +87,7 @@ def test_a_hash_entry_is_read_too() -> None:
     ((b"ci", b"read", b"-5"), "'expires_at'"),
     ((b"ci", b"read", b"inf"), "'expires_at'"),
     ((b"ci", b"read", b"9" * 400), "'expires_at'"),
+    ((b"ci", b"read", "１２".encode()), "'expires_at'"),
 ])
 def test_malformed_hash_entries_say_what_is_wrong(fields: tuple[bytes | None, ...], reason: str) -> None:
     with pytest.raises(Malformed, match=reason):
