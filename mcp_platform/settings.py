@@ -135,7 +135,7 @@ class RedisTokenSettings(_Section):
     """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash.
 
     The service writes `{key_prefix}{sha256 hex of the token}` as a JSON string `{"name": "alice", "scopes":
-    ["read"], "expires_at": 1767225600}` (`expires_at`: Unix seconds, or null for never), or as a hash with the
+    ["read"], "expires_at": 1798761600}` (`expires_at`: Unix seconds, or null for never), or as a hash with the
     same fields (`scopes` comma- or space-separated). Deleting the key revokes the token on every instance within
     `cache_seconds`. Read at start: a change takes a restart."""
 

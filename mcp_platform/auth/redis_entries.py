@@ -1,6 +1,6 @@
 """The Redis token layout: one key per token, named by the token's hash, holding who it is and what it may do.
 
-    {prefix}{sha256 hex of the token}  ->  '{"name": "alice", "scopes": ["read", "write"], "expires_at": 1767225600}'
+    {prefix}{sha256 hex of the token}  ->  '{"name": "alice", "scopes": ["read", "write"], "expires_at": 1798761600}'
 
 A string holding a JSON object: `name` (1-128 printable characters), `scopes` (a non-empty list of `read`, `write`,
 `admin`), `expires_at` (Unix seconds, or null or absent for never). Other fields are ignored, so the platform may
