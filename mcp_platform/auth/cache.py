@@ -16,9 +16,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["AnswerCache"]
+__all__ = ["MISSING", "AnswerCache", "Missing"]
 
 T = TypeVar("T")
+
+
+class Missing:
+    """The type of `MISSING`: no answer is kept (distinct from a kept `None`, which means "not ours")."""
+
+    __slots__ = ()
+
+
+MISSING = Missing()
 
 
 class AnswerCache(Generic[T]):
@@ -40,7 +49,9 @@ class AnswerCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._admitted) + len(self._refused)
 
-    async def get(self, key: str) -> T:
+    def fresh(self, key: str) -> T | Missing:
+        """The kept answer for `key` if it is still young enough, else `MISSING`: the hit path, without a
+        coroutine (a verifier calls this on every request)."""
         now = self._clock()
         for table in (self._admitted, self._refused):
             kept = table.get(key)
@@ -48,6 +59,13 @@ class AnswerCache(Generic[T]):
                 if now - kept[0] < self._max_age:
                     return kept[1]
                 del table[key]
+        return MISSING
+
+    async def get(self, key: str) -> T:
+        answer = self.fresh(key)
+        if not isinstance(answer, Missing):
+            return answer
+        now = self._clock()
         task = self._pending.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._lookup(key, now))

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mcp_platform.auth.bearer import hash_token
-from mcp_platform.auth.cache import AnswerCache
+from mcp_platform.auth.cache import AnswerCache, Missing
 from mcp_platform.auth.chain import Presented, TokenVerifier
 from mcp_platform.auth.redis_entries import EntryReader, Malformed
 from mcp_platform.auth_types import Principal, expand_scopes
@@ -78,7 +78,10 @@ class RedisTokenVerifier:
             max_age=config.cache_seconds, clock=clock)
 
     async def verify(self, token: str, request: Presented | None = None) -> Principal | None:
-        answer = await self._cache.get(hash_token(token))
+        token_hash = hash_token(token)
+        answer = self._cache.fresh(token_hash)
+        if isinstance(answer, Missing):
+            answer = await self._cache.get(token_hash)
         if answer is None:
             return None
         if isinstance(answer, _Refused):
