@@ -150,10 +150,13 @@ def open_client(settings: Settings) -> tuple[aioredis.Redis, str]:
 async def start(settings: Settings, core: Core, stack: AsyncExitStack) -> TokenVerifier:
     client, location = open_client(settings)
     stack.push_async_callback(client.aclose)
-    verifier = RedisTokenVerifier(client, settings.auth.redis, location=location, clock=core.clock.now)
+    config = settings.auth.redis
+    verifier = RedisTokenVerifier(client, config, location=location, clock=core.clock.now)
     stack.push_async_callback(verifier.close)
+    logger.info("redis tokens: %s, keys %s<sha256>, answers kept %g s (at most %d)", location, config.key_prefix,
+                config.cache_seconds, config.cache_size)
     try:
-        async with asyncio.timeout(settings.auth.redis.timeout_seconds):
+        async with asyncio.timeout(config.timeout_seconds):
             await client.ping()
     except (TimeoutError, RedisError) as exc:
         # Serve anyway: other verifiers may work, and Redis tokens get 503 only until Redis answers.
