@@ -299,9 +299,8 @@ async def _metrics(request: Request) -> Response:
             principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
         except Unauthorized:
             principal = None
-        except ServiceUnavailable as exc:  # the keys to decide with cannot be had (an identity provider is down)
-            return PlainTextResponse(str(exc), status_code=503, headers=dict(
-                (k.decode(), v.decode()) for k, v in exc.wire_headers()))
+        except ServiceUnavailable as exc:  # a verifier cannot decide (Redis or an auth service is down)
+            return PlainTextResponse(str(exc), status_code=503, headers={"Retry-After": "5"})
         if principal is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
