@@ -122,7 +122,7 @@ function sameSecret(given, expected) {
 async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return sendJson(res, 400, { error: 'interaction mismatch' });
-  const { prompt, params, session, grantId } = details;
+  const { prompt, params, session } = details;
   if (req.method === 'GET' && !action) {
     return sendJson(res, 200, {
       uid, prompt: prompt.name, reasons: prompt.reasons, client_id: params.client_id,
@@ -149,22 +149,21 @@ async function interaction(req, res, uid, action) {
   if (action === 'consent') {
     if (prompt.name !== 'consent') return sendJson(res, 400, { error: `the prompt is ${prompt.name}, not consent` });
     const granted = new Set(String(form.get('scope') ?? '').split(' ').filter(Boolean));
-    const grant = grantId
-      ? await provider.Grant.find(grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
-    // Each scope asked for is either granted or refused: a refused scope counts as answered, so the provider
-    // does not ask again, and stays out of the token.
-    const { missingOIDCScope = [], missingResourceScopes = {} } = prompt.details;
-    const grantedOIDC = missingOIDCScope.filter((scope) => granted.has(scope) || scope === 'openid'
-      || scope === 'offline_access');
-    if (grantedOIDC.length) grant.addOIDCScope(grantedOIDC.join(' '));
-    const refusedOIDC = missingOIDCScope.filter((scope) => !grantedOIDC.includes(scope));
-    if (refusedOIDC.length) grant.rejectOIDCScope(refusedOIDC.join(' '));
-    for (const [indicator, scopes] of Object.entries(missingResourceScopes)) {
-      const yes = scopes.filter((scope) => granted.has(scope));
-      const no = scopes.filter((scope) => !granted.has(scope));
-      if (yes.length) grant.addResourceScope(indicator, yes.join(' '));
-      if (no.length) grant.rejectResourceScope(indicator, no.join(' '));
+    const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+    // Every consent screen is the whole answer for what this request asks: a fresh Grant, so a scope refused
+    // once can be given on a later screen (a step-up), which adding to the old Grant would not do, since
+    // oidc-provider keeps refusals and subtracts them. A refused scope counts as answered: the provider does not
+    // ask again in this request, and the scope stays out of the token.
+    const grant = new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+    const yes = requested.filter((scope) => granted.has(scope) || scope === 'openid' || scope === 'offline_access');
+    const no = requested.filter((scope) => !yes.includes(scope));
+    // The MCP scopes are both registered (static) scopes and the resource's scopes: answer them as both.
+    if (yes.length) grant.addOIDCScope(yes.join(' '));
+    if (no.length) grant.rejectOIDCScope(no.join(' '));
+    for (const indicator of [params.resource ?? []].flat()) {
+      const forResource = (list) => list.filter((scope) => MCP_SCOPES.includes(scope)).join(' ');
+      if (forResource(yes)) grant.addResourceScope(indicator, forResource(yes));
+      if (forResource(no)) grant.rejectResourceScope(indicator, forResource(no));
     }
     const savedGrantId = await grant.save();
     return provider.interactionFinished(req, res, { consent: { grantId: savedGrantId } }, {

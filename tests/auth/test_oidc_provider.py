@@ -142,3 +142,19 @@ async def test_registration_refuses_a_scope_the_server_does_not_know(idp: Author
                                                               "token_endpoint_auth_method": "none",
                                                               "scope": "mcp:read mcp:root"})
     assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
+
+
+async def test_a_scope_refused_once_can_be_granted_on_a_later_screen(idp: AuthorizationServer) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp, grant=["mcp:read"]) as driver:
+        client_id = await _register(http, idp)
+        scopes = []
+        for grant in (["mcp:read"], ["mcp:read", "mcp:write"]):  # a step-up: the same user, the same session
+            driver.grant = frozenset(grant)
+            verifier = secrets.token_urlsafe(48)
+            result = await driver.authorize(_authorization_url(idp, client_id, "mcp:read mcp:write", verifier, "s"))
+            token = await http.post(f"{idp.issuer}/token", data={
+                "grant_type": "authorization_code", "code": result.code, "redirect_uri": REDIRECT_URI,
+                "client_id": client_id, "code_verifier": verifier, "resource": RESOURCE})
+            scopes.append((await _claims(http, idp, token.json()["access_token"]))["scope"])
+    assert scopes == ["mcp:read", "mcp:read mcp:write"]
+    assert driver.logins == 1
