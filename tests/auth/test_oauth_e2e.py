@@ -10,6 +10,7 @@ is an error for the client, never a hang.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,22 +80,27 @@ def url(idp: AuthorizationServer, tmp_path_factory: pytest.TempPathFactory) -> I
         yield base + "/mcp"
 
 
+def sdk_auth(url: str, driver: ConsentDriver, storage: MemoryTokenStorage | None = None) -> OAuthClientProvider:
+    """The SDK's OAuth provider for a public client (no secret) that registers itself, as Claude's connectors and
+    other OAuth-capable MCP clients do; `driver` is the user at the browser."""
+    metadata = OAuthClientMetadata(client_name="mcp-platform tests", redirect_uris=[AnyUrl(REDIRECT_URI)],
+                                   token_endpoint_auth_method="none",
+                                   grant_types=["authorization_code", "refresh_token"], response_types=["code"])
+    return OAuthClientProvider(url, metadata, storage or MemoryTokenStorage(), redirect_handler=driver.redirect_handler,
+                               callback_handler=driver.callback_handler)
+
+
 @asynccontextmanager
 async def oauth_client(url: str, mode: str, driver: ConsentDriver, storage: MemoryTokenStorage | None = None,
-                       seen: list[tuple[int, str]] | None = None) -> AsyncIterator[Client]:
-    """The official client with the SDK's OAuth provider as its httpx2 auth: a public client (no secret) that
-    registers itself, as Claude's connectors and other OAuth-capable MCP clients do. `seen` collects the status
-    and WWW-Authenticate of every answer from our server, the auth flow's included."""
+                       seen: list[tuple[int, str]] | None = None,
+                       auth: OAuthClientProvider | None = None) -> AsyncIterator[Client]:
+    """The official client with the SDK's OAuth provider (`auth`, or a new `sdk_auth`) as its httpx2 auth. `seen`
+    collects the status and WWW-Authenticate of every answer from our server, the auth flow's included."""
     async def note(response: httpx2.Response) -> None:
         if seen is not None and str(response.url) == url:
             seen.append((response.status_code, response.headers.get("www-authenticate", "")))
 
-    metadata = OAuthClientMetadata(client_name="mcp-platform tests", redirect_uris=[AnyUrl(REDIRECT_URI)],
-                                   token_endpoint_auth_method="none",
-                                   grant_types=["authorization_code", "refresh_token"], response_types=["code"])
-    auth = OAuthClientProvider(url, metadata, storage or MemoryTokenStorage(), redirect_handler=driver.redirect_handler,
-                               callback_handler=driver.callback_handler)
-    async with (httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30, read=60),
+    async with (httpx2.AsyncClient(auth=auth or sdk_auth(url, driver, storage), timeout=httpx2.Timeout(30, read=60),
                                    event_hooks={"response": [note]}) as http,
                 Client(streamable_http_client(url, http_client=http), mode=mode) as client):
         yield client
@@ -148,6 +154,27 @@ async def test_the_sdk_client_signs_in_through_the_identity_provider_and_calls_t
             async with oauth_client(url, mode, driver, storage) as again:
                 assert _text(await again.call_tool("echo", {"text": "back"})) == "back"
         assert driver.logins == 1 and len(driver.screens) == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_an_expired_access_token_is_refreshed_without_asking_the_user(
+        idp: AuthorizationServer, url: str, mode: str) -> None:
+    storage = MemoryTokenStorage()
+    seen: list[tuple[int, str]] = []
+    async with ConsentDriver(idp) as driver:
+        auth = sdk_auth(url, driver, storage)
+        with anyio.fail_after(FLOW_TIMEOUT):
+            async with oauth_client(url, mode, driver, seen=seen, auth=auth) as client:
+                assert _text(await client.call_tool("echo", {"text": "before"})) == "before"
+                assert storage.tokens is not None
+                first = storage.tokens.access_token
+                auth.context.token_expiry_time = time.time() - 1  # the clock of the client's token, run out
+                assert _text(await client.call_tool("echo", {"text": "after"})) == "after"
+    assert storage.tokens.access_token != first
+    assert len(driver.screens) == 1  # the refresh token did it: no second consent
+    assert [status for status, _ in seen].count(401) == 1  # the first request's, which started the sign-in
+    claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
+    assert claims["aud"] == url and set(claims["scope"].split()) == set(MCP_SCOPES)
 
 
 @pytest.mark.parametrize("mode", ERAS)
