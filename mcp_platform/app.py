@@ -31,7 +31,7 @@ from mcp_platform.config_reload import install_sighup
 from mcp_platform.context import Clock
 from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background
 from mcp_platform.discovery import ToolLoader
-from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.errors import ConfigError, ServiceUnavailable, Unauthorized
 from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
@@ -129,6 +129,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
         Route("/metrics", _metrics),
         Route("/llms.txt", _LlmsRoute("llms.txt")),  # public docs, generated from this server's registry
         Route("/llms-full.txt", _LlmsRoute("llms-full.txt")),
+        *_protected_resource_routes(settings),
         Route("/.well-known/{rest:path}", _not_found),
     ]
     middleware = []
@@ -299,11 +300,36 @@ async def _metrics(request: Request) -> Response:
             principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
         except Unauthorized:
             principal = None
+        except ServiceUnavailable as exc:  # the keys to decide with cannot be had (an identity provider is down)
+            return PlainTextResponse(str(exc), status_code=503, headers=dict(
+                (k.decode(), v.decode()) for k, v in exc.wire_headers()))
         if principal is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
     parts = [render_metrics() for render_metrics in state.running.metrics]
     return Response(b"".join(body for body, _ in parts), media_type=parts[0][1])
+
+
+def _protected_resource_routes(settings: Settings) -> list[Route]:
+    """RFC 9728 metadata, only when `oauth` is on (bearer only: the well-known paths stay 404). Public and open to
+    every origin: browser-based clients read it before they have a token."""
+    if "oauth" not in settings.auth.mode:
+        return []
+    from mcp_platform.auth.protected_resource import resolve
+
+    resource = resolve(settings)
+    body = JSONResponse(resource.document()).body
+    cors = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, OPTIONS",
+            "access-control-allow-headers": "*", "access-control-max-age": "86400"}
+
+    async def metadata(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=cors)
+        return Response(body, media_type="application/json",
+                        headers={**cors, "cache-control": "public, max-age=3600"})
+
+    return [Route(path, metadata, methods=["GET", "HEAD", "OPTIONS"])
+            for path in resource.metadata_paths(settings.http.path)]
 
 
 async def _not_found(request: Request) -> Response:
