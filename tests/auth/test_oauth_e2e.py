@@ -26,7 +26,6 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from pydantic import AnyUrl
 
 from mcp_platform.app import create_app
-from mcp_platform.settings import OAuthSettings
 from tests.auth.authorization_server import (
     MCP_SCOPES,
     SCOPE_MAP,
@@ -37,9 +36,6 @@ from tests.auth.authorization_server import (
 from tests.support import JSON_HEADERS, free_port, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
-
-if "jwks_url" not in OAuthSettings.model_fields:  # TEMPORARY: drop once branch `oauth` (the verifier) is merged
-    pytest.skip("the oauth verifier is not in this build yet", allow_module_level=True)
 
 ERAS = ["legacy", "2026-07-28"]
 REDIRECT_URI = "http://127.0.0.1:9/callback"  # never connected to: the driver stops at the redirect
