@@ -7,10 +7,15 @@ install a test that needs it is skipped, and fails under `CI=true` (tests/onboar
 `ConsentDriver` stands in for the browser the MCP SDK would open: its `redirect_handler` takes the authorization
 URL, follows the redirects with cookies kept, signs in and answers the consent screen (granting the scopes the test
 chose, or declining), and its `callback_handler` hands the SDK what arrived at the client's redirect URI.
+
+`register_client`, `authorization_url` and `issue_token` are the same flow by hand, without the SDK: for tests of
+the authorization server itself, and for tokens a test presents on its own (one for another resource, say).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import selectors
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import anyio
 import httpx2
@@ -36,6 +41,7 @@ ACCOUNT = "test-user"
 MCP_SCOPES = ("mcp:read", "mcp:write", "mcp:admin")
 # The mapping our server's settings take from the identity provider's scope names to ours.
 SCOPE_MAP = {"mcp:read": "read", "mcp:write": "write", "mcp:admin": "admin"}
+REDIRECT_URI = "http://127.0.0.1:9/callback"  # never connected to: the driver stops at the redirect
 _MAX_HOPS = 20  # redirects and form posts in one authorization: a loop is a bug, not a slow server
 
 
@@ -194,3 +200,45 @@ def _callback(location: str) -> AuthorizationCodeResult:
     if "error" in params:
         raise AuthorizationDenied(params["error"], params.get("error_description"))
     return AuthorizationCodeResult(code=params["code"], state=params.get("state"), iss=params.get("iss"))
+
+
+async def register_client(http: httpx2.AsyncClient, server: AuthorizationServer, **metadata: Any) -> str:
+    """Dynamic registration (RFC 7591) of a public client redirecting to `REDIRECT_URI`; returns its client_id."""
+    response = await http.post(f"{server.issuer}/reg", json={
+        "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"], **metadata})
+    assert response.status_code == 201, response.text
+    client_id: str = response.json()["client_id"]
+    return client_id
+
+
+def authorization_url(server: AuthorizationServer, client_id: str, *, scope: str, resource: str,
+                      verifier: str | None, state: str = "state") -> str:
+    """The authorization request an MCP client makes (PKCE S256 from `verifier`; None leaves PKCE out)."""
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": state,
+              "scope": scope, "resource": resource, "prompt": "consent"}
+    if verifier is not None:
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+    return f"{server.issuer}/auth?{urlencode(params)}"
+
+
+async def exchange_code(http: httpx2.AsyncClient, server: AuthorizationServer, client_id: str, code: str,
+                        verifier: str, resource: str) -> httpx2.Response:
+    return await http.post(f"{server.issuer}/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "client_id": client_id,
+        "code_verifier": verifier, "resource": resource})
+
+
+async def issue_token(server: AuthorizationServer, *, resource: str, scope: str = " ".join(MCP_SCOPES),
+                      grant: Iterable[str] = MCP_SCOPES) -> str:
+    """An access token for `resource`, through registration, consent (granting `grant`) and the code exchange."""
+    async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(server, grant) as driver:
+        client_id = await register_client(http, server)
+        verifier = secrets.token_urlsafe(48)
+        result = await driver.authorize(authorization_url(server, client_id, scope=scope, resource=resource,
+                                                          verifier=verifier))
+        response = await exchange_code(http, server, client_id, result.code, verifier, resource)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token

@@ -28,17 +28,18 @@ from pydantic import AnyUrl
 from mcp_platform.app import create_app
 from tests.auth.authorization_server import (
     MCP_SCOPES,
+    REDIRECT_URI,
     SCOPE_MAP,
     AuthorizationDenied,
     AuthorizationServer,
     ConsentDriver,
+    issue_token,
 )
 from tests.support import JSON_HEADERS, free_port, make_settings, mcp_client, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.wire]
 
 ERAS = ["legacy", "2026-07-28"]
-REDIRECT_URI = "http://127.0.0.1:9/callback"  # never connected to: the driver stops at the redirect
 READ_TOOLS = {"add", "echo"}
 WRITE_TOOL, ADMIN_TOOL = "write_thing", "admin_thing"
 FLOW_TIMEOUT = 60  # one whole sign-in: a dozen loopback requests and one RSA signature on each side
@@ -198,6 +199,22 @@ async def test_an_unauthenticated_request_learns_where_to_sign_in(idp: Authoriza
     assert set(metadata["scopes_supported"]) == set(MCP_SCOPES)
     assert forged_refused.status_code == 401
     assert 'error="invalid_token"' in forged_refused.headers["www-authenticate"]
+
+
+async def test_a_token_the_identity_provider_issued_for_another_resource_is_refused(
+        idp: AuthorizationServer, url: str) -> None:
+    """RFC 8707: a genuine token, signed by the configured issuer, but minted for another MCP server."""
+    elsewhere = await issue_token(idp, resource="http://127.0.0.1:9/mcp")
+    here = await issue_token(idp, resource=url, grant=["mcp:read"])
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        refused = await http.post(url, headers={**JSON_HEADERS, "authorization": f"Bearer {elsewhere}"}, json=ping)
+        admitted = await http.post(url, headers={**JSON_HEADERS, "authorization": f"Bearer {here}"}, json=ping)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert "aud" in refused.headers["www-authenticate"].partition("error_description=")[2]  # says why
+    assert elsewhere not in refused.text and elsewhere not in refused.headers["www-authenticate"]
+    assert admitted.status_code != 401, admitted.text  # the same issuer's token for this resource gets past auth
 
 
 @pytest.mark.parametrize("mode", ERAS)

@@ -3,41 +3,33 @@ end-to-end tests rely on it to do, checked without our server in the way."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx2
 import jwt
 import pytest
 
-from tests.auth.authorization_server import ACCOUNT, AuthorizationDenied, AuthorizationServer, ConsentDriver
+from tests.auth.authorization_server import (
+    ACCOUNT,
+    REDIRECT_URI,
+    AuthorizationDenied,
+    AuthorizationServer,
+    ConsentDriver,
+    authorization_url,
+    exchange_code,
+    issue_token,
+    register_client,
+)
 
 pytestmark = pytest.mark.anyio
 
 RESOURCE = "http://127.0.0.1:9/mcp"  # nothing listens there: the authorization server never calls a resource
-REDIRECT_URI = "http://127.0.0.1:9/callback"
-
-
-async def _register(http: httpx2.AsyncClient, idp: AuthorizationServer, **metadata: Any) -> str:
-    response = await http.post(f"{idp.issuer}/reg", json={
-        "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none",
-        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"], **metadata})
-    assert response.status_code == 201, response.text
-    client_id: str = response.json()["client_id"]
-    return client_id
 
 
 def _authorization_url(idp: AuthorizationServer, client_id: str, scope: str, verifier: str | None,
                        state: str) -> str:
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": state,
-              "scope": scope, "resource": RESOURCE, "prompt": "consent"}
-    if verifier is not None:
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    return f"{idp.issuer}/auth?{urlencode(params)}"
+    return authorization_url(idp, client_id, scope=scope, resource=RESOURCE, verifier=verifier, state=state)
 
 
 async def _claims(http: httpx2.AsyncClient, idp: AuthorizationServer, token: str) -> dict[str, Any]:
@@ -61,7 +53,7 @@ async def test_discovery_names_the_issuer_exactly_and_what_an_mcp_client_needs(i
 async def test_the_access_token_is_a_jwt_for_the_resource_with_only_the_granted_scopes(
         idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp, grant=["mcp:read"]) as driver:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         verifier, state = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
         url = _authorization_url(idp, client_id, "mcp:read mcp:write offline_access", verifier, state)
         result = await driver.authorize(url)
@@ -70,9 +62,7 @@ async def test_the_access_token_is_a_jwt_for_the_resource_with_only_the_granted_
         assert driver.screens[0].requested == ("mcp:read", "mcp:write", "offline_access")
         assert driver.screens[0].resource == RESOURCE
 
-        token = await http.post(f"{idp.issuer}/token", data={
-            "grant_type": "authorization_code", "code": result.code, "redirect_uri": REDIRECT_URI,
-            "client_id": client_id, "code_verifier": verifier, "resource": RESOURCE})
+        token = await exchange_code(http, idp, client_id, result.code, verifier, RESOURCE)
         assert token.status_code == 200, token.text
         body = token.json()
         assert body["token_type"] == "Bearer" and body["scope"] == "mcp:read" and body["refresh_token"]
@@ -91,18 +81,16 @@ async def test_the_access_token_is_a_jwt_for_the_resource_with_only_the_granted_
 
 async def test_the_code_is_bound_to_the_pkce_verifier(idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp) as driver:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         verifier = secrets.token_urlsafe(48)
         result = await driver.authorize(_authorization_url(idp, client_id, "mcp:read", verifier, "s"))
-        token = await http.post(f"{idp.issuer}/token", data={
-            "grant_type": "authorization_code", "code": result.code, "redirect_uri": REDIRECT_URI,
-            "client_id": client_id, "code_verifier": secrets.token_urlsafe(48), "resource": RESOURCE})
+        token = await exchange_code(http, idp, client_id, result.code, secrets.token_urlsafe(48), RESOURCE)
         assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
 
 
 async def test_an_authorization_without_pkce_is_refused(idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp) as driver:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         with pytest.raises(AuthorizationDenied) as refused:
             await driver.authorize(_authorization_url(idp, client_id, "mcp:read", None, "s"))
         assert refused.value.error == "invalid_request"
@@ -111,7 +99,7 @@ async def test_an_authorization_without_pkce_is_refused(idp: AuthorizationServer
 
 async def test_a_declined_consent_reaches_the_client_as_access_denied(idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp, grant=None) as driver:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         await driver.redirect_handler(_authorization_url(idp, client_id, "mcp:read", secrets.token_urlsafe(48), "s"))
         with pytest.raises(AuthorizationDenied) as denied:
             await driver.callback_handler()
@@ -121,7 +109,7 @@ async def test_a_declined_consent_reaches_the_client_as_access_denied(idp: Autho
 
 async def test_a_wrong_password_is_refused_and_interactions_need_their_cookie(idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         url = _authorization_url(idp, client_id, "mcp:read", secrets.token_urlsafe(48), "s")
         screen = await http.get(idp.issuer + (await http.get(url)).headers["location"])
         assert screen.json()["prompt"] == "login"
@@ -146,15 +134,20 @@ async def test_registration_refuses_a_scope_the_server_does_not_know(idp: Author
 
 async def test_a_scope_refused_once_can_be_granted_on_a_later_screen(idp: AuthorizationServer) -> None:
     async with httpx2.AsyncClient(timeout=10) as http, ConsentDriver(idp, grant=["mcp:read"]) as driver:
-        client_id = await _register(http, idp)
+        client_id = await register_client(http, idp)
         scopes = []
         for grant in (["mcp:read"], ["mcp:read", "mcp:write"]):  # a step-up: the same user, the same session
             driver.grant = frozenset(grant)
             verifier = secrets.token_urlsafe(48)
             result = await driver.authorize(_authorization_url(idp, client_id, "mcp:read mcp:write", verifier, "s"))
-            token = await http.post(f"{idp.issuer}/token", data={
-                "grant_type": "authorization_code", "code": result.code, "redirect_uri": REDIRECT_URI,
-                "client_id": client_id, "code_verifier": verifier, "resource": RESOURCE})
+            token = await exchange_code(http, idp, client_id, result.code, verifier, RESOURCE)
             scopes.append((await _claims(http, idp, token.json()["access_token"]))["scope"])
     assert scopes == ["mcp:read", "mcp:read mcp:write"]
     assert driver.logins == 1
+
+
+async def test_issue_token_gives_a_token_for_the_named_resource(idp: AuthorizationServer) -> None:
+    token = await issue_token(idp, resource=RESOURCE, grant=["mcp:read", "mcp:admin"])
+    async with httpx2.AsyncClient(timeout=10) as http:
+        claims = await _claims(http, idp, token)
+    assert claims["aud"] == RESOURCE and claims["scope"] == "mcp:read mcp:admin"
