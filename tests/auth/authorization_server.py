@@ -62,8 +62,9 @@ class AuthorizationServer:
 
 
 @contextmanager
-def authorization_server(folder: Path, *, timeout: float = 20) -> Iterator[AuthorizationServer]:
-    """oidc-provider on 127.0.0.1 (a fresh signing key and in-memory state per start), its log in `folder`."""
+def authorization_server(folder: Path, *, port: int = 0, timeout: float = 20) -> Iterator[AuthorizationServer]:
+    """oidc-provider on 127.0.0.1 (a fresh signing key and in-memory state per start), its log in `folder`; on
+    `port`, or one the system picks."""
     modules = require_library("oidc-provider")
     password = secrets.token_urlsafe(16)
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ def authorization_server(folder: Path, *, timeout: float = 20) -> Iterator[Autho
     env = {"PATH": f"{node().parent}:/usr/bin:/bin", "HOME": str(folder), "NODE_ENV": "test",
            "OIDC_TEST_ACCOUNT": ACCOUNT, "OIDC_TEST_PASSWORD": password}
     with log.open("w") as err:
-        process = subprocess.Popen([str(node()), str(SCRIPT), str(modules)], stdin=subprocess.DEVNULL,
+        process = subprocess.Popen([str(node()), str(SCRIPT), str(modules), str(port)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=err, env=env, cwd=folder)
     try:
         issuer = _announced_issuer(process, log, timeout)

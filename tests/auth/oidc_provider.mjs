@@ -28,6 +28,10 @@ if (!modulesDir) {
   console.error('usage: node oidc_provider.mjs MODULES_DIR [PORT]');
   process.exit(2);
 }
+if (!/^\d{1,5}$/.test(portArg) || Number(portArg) > 65535) {
+  console.error('PORT must be a number from 0 to 65535');
+  process.exit(2);
+}
 const ACCOUNT = process.env.OIDC_TEST_ACCOUNT ?? 'test-user';
 const PASSWORD = process.env.OIDC_TEST_PASSWORD;
 if (!PASSWORD) {

@@ -4,6 +4,8 @@ end-to-end tests rely on it to do, checked without our server in the way."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -13,14 +15,18 @@ import pytest
 from tests.auth.authorization_server import (
     ACCOUNT,
     REDIRECT_URI,
+    SCRIPT,
     AuthorizationDenied,
     AuthorizationServer,
     ConsentDriver,
+    authorization_server,
     authorization_url,
     exchange_code,
     issue_token,
     register_client,
 )
+from tests.onboarding.npm_clients import node, require_library
+from tests.support import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +157,25 @@ async def test_issue_token_gives_a_token_for_the_named_resource(idp: Authorizati
     async with httpx2.AsyncClient(timeout=10) as http:
         claims = await _claims(http, idp, token)
     assert claims["aud"] == RESOURCE and claims["scope"] == "mcp:read mcp:admin"
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    ([], {"OIDC_TEST_PASSWORD": "pw"}, "usage"),
+    (["MODULES"], {}, "OIDC_TEST_PASSWORD must be set"),
+    (["MODULES", "not-a-port"], {"OIDC_TEST_PASSWORD": "pw"}, "PORT must be a number"),
+    (["MODULES", "70000"], {"OIDC_TEST_PASSWORD": "pw"}, "PORT must be a number"),
+])
+def test_the_script_refuses_bad_arguments(args: list[str], env: dict[str, str], says: str) -> None:
+    modules = require_library("oidc-provider")
+    argv = [str(modules) if arg == "MODULES" else arg for arg in args]
+    done = subprocess.run([str(node()), str(SCRIPT), *argv], env={"PATH": "/usr/bin:/bin", **env},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert says in done.stderr
+
+
+def test_the_script_listens_on_a_port_it_is_given(tmp_path: Path) -> None:
+    port = free_port()
+    with authorization_server(tmp_path, port=port) as server:
+        assert server.issuer == f"http://127.0.0.1:{port}"
+        assert httpx2.get(server.metadata_url, timeout=10).json()["issuer"] == server.issuer
