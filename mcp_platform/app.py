@@ -23,7 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_platform.auth import Presented, bearer_token, start_verifiers
 from mcp_platform.capabilities import Capability, Running, start_capabilities
@@ -129,10 +129,9 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
         Route("/metrics", _metrics),
         Route("/llms.txt", _LlmsRoute("llms.txt")),  # public docs, generated from this server's registry
         Route("/llms-full.txt", _LlmsRoute("llms-full.txt")),
-        *_protected_resource_routes(settings),
         Route("/.well-known/{rest:path}", _not_found),
     ]
-    middleware = []
+    middleware = _protected_resource_metadata(settings)
     cors = settings.http.cors
     if cors.allow_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=cors.allow_origins,
@@ -310,26 +309,43 @@ async def _metrics(request: Request) -> Response:
     return Response(b"".join(body for body, _ in parts), media_type=parts[0][1])
 
 
-def _protected_resource_routes(settings: Settings) -> list[Route]:
-    """RFC 9728 metadata, only when `oauth` is on (bearer only: the well-known paths stay 404). Public and open to
-    every origin: browser-based clients read it before they have a token."""
+def _protected_resource_metadata(settings: Settings) -> list[Middleware]:
+    """RFC 9728 metadata, only when `oauth` is on (bearer only: the well-known paths stay 404)."""
     if "oauth" not in settings.auth.mode:
         return []
     from mcp_platform.auth.protected_resource import resolve
 
     resource = resolve(settings)
-    body = JSONResponse(resource.document()).body
-    cors = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, OPTIONS",
-            "access-control-allow-headers": "*", "access-control-max-age": "86400"}
+    return [Middleware(_Metadata, paths=frozenset(resource.metadata_paths(settings.http.path)),
+                       body=bytes(JSONResponse(resource.document()).body))]
 
-    async def metadata(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return Response(status_code=204, headers=cors)
-        return Response(body, media_type="application/json",
-                        headers={**cors, "cache-control": "public, max-age=3600"})
 
-    return [Route(path, metadata, methods=["GET", "HEAD", "OPTIONS"])
-            for path in resource.metadata_paths(settings.http.path)]
+class _Metadata:
+    """Serves the protected-resource document ahead of the CORS middleware: it is public and open to every origin
+    (browser-based clients read it before they have a token, with a preflight when they send MCP headers),
+    whatever `http.cors` allows for `/mcp`."""
+
+    _CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, HEAD, OPTIONS",
+             "access-control-allow-headers": "*", "access-control-max-age": "86400"}
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], body: bytes) -> None:
+        self.app = app
+        self.paths = paths
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        if scope["method"] in ("GET", "HEAD"):
+            response = Response(self.body, media_type="application/json",
+                                headers={**self._CORS, "cache-control": "public, max-age=3600"})
+        elif scope["method"] == "OPTIONS":
+            response = Response(status_code=204, headers=self._CORS)
+        else:
+            response = Response(status_code=405, headers={"allow": "GET, HEAD, OPTIONS"})
+        await response(scope, receive, send)
 
 
 async def _not_found(request: Request) -> Response:

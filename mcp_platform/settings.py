@@ -12,8 +12,18 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +35,7 @@ from pydantic_settings import (
 from mcp_platform.errors import ConfigError
 
 __all__ = [
+    "ASYMMETRIC_ALGORITHMS",
     "AuditSettings",
     "AuthMode",
     "AuthSettings",
@@ -32,6 +43,7 @@ __all__ = [
     "DatabaseSettings",
     "FeatureFlag",
     "ForwardAuthSettings",
+    "HMAC_ALGORITHMS",
     "HttpSettings",
     "LogSettings",
     "OAuthSettings",
@@ -127,8 +139,8 @@ class HttpSettings(_Section):
 AuthMode = Literal["bearer", "oauth", "redis", "forward", "none"]
 
 
-_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
-_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 """An RFC 6749 scope token: printable ASCII without space, quote or backslash (it goes into a quoted header)."""
 
@@ -137,9 +149,12 @@ def _http_url(url: str, what: str) -> str:
     """`url` if it is an absolute http(s) URL with a host and no fragment, or ValueError saying what is wrong."""
     if len(url) > 2048 or any(c.isspace() or not c.isprintable() for c in url):
         raise ValueError(f"{what} must be a URL of at most 2048 printable characters without spaces")
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    if not sep or scheme.lower() not in ("http", "https") or not host or "#" in url:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise ValueError(f"{what} is not a URL: {url[:100]!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.fragment or "#" in url:
         raise ValueError(f"{what} must be an absolute http:// or https:// URL without a fragment, got {url[:100]!r}")
     return url
 
@@ -199,20 +214,19 @@ class OAuthSettings(_Section):
 
     @field_validator("issuer", "jwks_url", "resource")
     @classmethod
-    def _urls(cls, url: str | None, info: Any) -> str | None:
+    def _urls(cls, url: str | None, info: ValidationInfo) -> str | None:
         if url is None:
             return None
-        _http_url(url, info.field_name)
-        if info.field_name == "jwks_url" and not url.lower().startswith("https://"):
-            host = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2].rpartition(":")[0].strip("[]")
-            if host not in LOOPBACK_HOSTS:
-                raise ValueError("jwks_url must be https (plain http only to a loopback host): keys fetched in the "
-                                 "clear could be swapped on the way")
+        _http_url(url, str(info.field_name))
+        plain = not url.lower().startswith("https://")
+        if info.field_name == "jwks_url" and plain and urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            raise ValueError("jwks_url must be https (plain http only to a loopback host): keys fetched in the "
+                             "clear could be swapped on the way")
         return url
 
     @field_validator("audience", "authorization_servers")
     @classmethod
-    def _url_lists(cls, urls: list[str], info: Any) -> list[str]:
+    def _url_lists(cls, urls: list[str], info: ValidationInfo) -> list[str]:
         for url in urls:
             if info.field_name == "authorization_servers":
                 _http_url(url, "authorization_servers entry")
@@ -244,9 +258,9 @@ class OAuthSettings(_Section):
         for alg in algorithms:
             if alg.lower() == "none":
                 raise ValueError("'none' is never accepted: unsigned tokens prove nothing")
-            if alg not in _HMAC_ALGORITHMS + _ASYMMETRIC_ALGORITHMS:
+            if alg not in HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS:
                 raise ValueError(f"unknown algorithm {alg[:20]!r}; known: "
-                                 f"{', '.join(_HMAC_ALGORITHMS + _ASYMMETRIC_ALGORITHMS)}")
+                                 f"{', '.join(HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS)}")
         return algorithms
 
     @field_validator("principal_claim")
@@ -272,9 +286,14 @@ class OAuthSettings(_Section):
         sources = [name for name in ("jwks_url", "public_key", "hs256_secret") if getattr(self, name) is not None]
         if len(sources) > 1:
             raise ValueError(f"set only one key source, not {' and '.join(sources)}")
-        hmac = [alg for alg in self.algorithms if alg in _HMAC_ALGORITHMS]
+        hmac = [alg for alg in self.algorithms if alg in HMAC_ALGORITHMS]
         if self.hs256_secret is not None and len(hmac) != len(self.algorithms):
             raise ValueError("with hs256_secret, algorithms may only list HS256, HS384, HS512")
+        if self.hs256_secret is not None:
+            size = len(self.hs256_secret.get_secret_value().encode())
+            for alg in hmac:
+                if size < int(alg[2:]) // 8:  # RFC 7518 3.2: a key at least as long as the hash
+                    raise ValueError(f"{alg} needs an hs256_secret of {int(alg[2:]) // 8} bytes at least")
         if sources and self.hs256_secret is None and hmac:
             raise ValueError(f"{', '.join(hmac)} cannot be used with {sources[0]}: an HMAC algorithm with a public "
                              "key lets anyone sign tokens with that key")

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_JWKS_BYTES = 1024 * 1024
 """A provider's JWKS holds a handful of keys (a few kB); a bigger answer is not one."""
 
+MIN_RSA_BITS = 2048
+"""NIST SP 800-131A: shorter RSA keys are refused (PyJWT would refuse each token they signed)."""
+
 _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
@@ -50,6 +53,11 @@ class KeySource(Protocol):
     async def key(self, kid: str | None, alg: str) -> VerificationKey:
         """The key for a token's `kid` and `alg`; `Unauthorized` when there is none, `StoreUnavailable` when the
         keys cannot be had."""
+        ...
+
+    def current(self) -> int | None:
+        """Which key set is in use (it changes when the provider's keys change), or None while there is no fresh
+        one: tokens verified under another set, or with none, are verified again."""
         ...
 
     def describe(self) -> dict[str, Any]: ...
@@ -87,6 +95,9 @@ class StaticKey:
             raise _refused(f"alg {alg} does not fit the configured {self._source}")
         return self._key
 
+    def current(self) -> int | None:
+        return 0
+
     def describe(self) -> dict[str, Any]:
         return {"key_source": self._source}
 
@@ -115,6 +126,9 @@ def parse_jwks(body: bytes, allowed: Iterable[str]) -> dict[str | None, list[Ver
             continue
         if hasattr(public, "public_key"):  # a JWKS that (wrongly) carries private parts: use only the public one
             public = public.public_key()
+        if isinstance(public, RSAPublicKey) and public.key_size < MIN_RSA_BITS:
+            logger.warning("JWKS key %r skipped: RSA keys of %d bits are too weak", kid, public.key_size)
+            continue
         algorithms = algorithms_for(public, allowed, declared)
         if algorithms:
             keys.setdefault(kid, []).append(VerificationKey(public, algorithms))
@@ -138,6 +152,8 @@ class JwksKeys:
         self._timeout = timeout
         self._clock = clock
         self._keys: dict[str | None, list[VerificationKey]] = {}
+        self._body = b""
+        self._generation = 0
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
         self._problem: str | None = None
@@ -163,6 +179,9 @@ class JwksKeys:
         if found is None:
             raise self._unknown(kid, alg)
         return found
+
+    def current(self) -> int | None:
+        return self._generation if self._clock() - self._fetched_at < self._cache_seconds else None
 
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         if kid is None:
@@ -203,7 +222,9 @@ class JwksKeys:
             raise self._down(type(exc).__name__) from None
         except ValueError as exc:
             raise self._down(str(exc)) from None
-        self._keys, self._fetched_at, self._problem = keys, self._clock(), None
+        if body != self._body:
+            self._generation += 1
+        self._keys, self._body, self._fetched_at, self._problem = keys, body, self._clock(), None
         logger.info("fetched %d signing key(s) from %s", sum(map(len, keys.values())), self.service)
 
     async def _download(self) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -22,23 +23,28 @@ from typing import Any
 
 import httpx2
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mcp_platform.auth.chain import Presented, TokenVerifier
-from mcp_platform.auth.jwks import JwksKeys, KeySource, StaticKey, VerificationKey, algorithms_for
+from mcp_platform.auth.jwks import MIN_RSA_BITS, JwksKeys, KeySource, StaticKey, VerificationKey, algorithms_for
 from mcp_platform.auth.protected_resource import ProtectedResource, resolve
 from mcp_platform.auth_types import Challenge, Principal, expand_scopes
 from mcp_platform.core import Core
 from mcp_platform.errors import ConfigError, Unauthorized
-from mcp_platform.settings import OAuthSettings, Settings
+from mcp_platform.settings import ASYMMETRIC_ALGORITHMS, OAuthSettings, Settings
 
 __all__ = ["OAuthVerifier", "challenge", "start"]
 
-_ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _SEGMENTS = re.compile(r"([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 """Header, payload, and a signature that may be empty (as `alg: none` leaves it: still ours, to refuse)."""
 _MAX_HEADER = 4096
 _MAX_NAME = 256
+_REMEMBERED = 4096
+"""Verified tokens kept: a client sends the same access token with every request until it expires, and checking a
+signature costs a few hundred microseconds (PyJWT's segment checks and the signature), looking one up about one."""
+_REMEMBER_SECONDS = 60.0
+"""At most this long (and never past `exp`): a token is checked in full again at least once a minute."""
 
 
 def _header(token: str) -> dict[str, Any] | None:
@@ -95,8 +101,29 @@ class OAuthVerifier:
         self._clock = clock
         self._options: Any = {"require": ["exp", "iss", "aud"], "verify_exp": False, "verify_nbf": False,
                               "verify_iat": False, "enforce_minimum_key_length": True}
+        self._verified: dict[bytes, tuple[Principal, float, int]] = {}
+        """SHA-256 of a token -> its principal, the wall-clock time it may be used until, and the key set it was
+        checked with."""
 
     async def verify(self, token: str, request: Presented | None = None) -> Principal | None:
+        digest = hashlib.sha256(token.encode()).digest()  # a token is not kept, even in memory
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            if self._clock() < remembered[1] and remembered[2] == self._keys.current():
+                return remembered[0]
+            del self._verified[digest]
+        checked = await self._check(token)
+        if checked is None:
+            return None
+        principal, until = checked
+        if (keys := self._keys.current()) is not None:
+            if len(self._verified) >= _REMEMBERED:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[digest] = principal, until, keys
+        return principal
+
+    async def _check(self, token: str) -> tuple[Principal, float] | None:
+        """The token's principal and until when it may be remembered; None when the token is no JWT."""
         header = _header(token)
         if header is None:
             return None  # not a JWT: another verifier's, or nobody's
@@ -110,8 +137,8 @@ class OAuthVerifier:
             raise _refused("the token's kid is not a string")
         key = await self._keys.key(kid, alg)
         claims = self._decode(token, key, alg)
-        self._check_times(claims)
-        return Principal(self._principal(claims), self._scopes(claims))
+        until = self._check_times(claims)
+        return Principal(self._principal(claims), self._scopes(claims)), until
 
     def _decode(self, token: str, key: VerificationKey, alg: str) -> dict[str, Any]:
         try:
@@ -133,14 +160,17 @@ class OAuthVerifier:
             raise _refused(f"the token is invalid ({type(exc).__name__})") from None
         return claims
 
-    def _check_times(self, claims: dict[str, Any]) -> None:
+    def _check_times(self, claims: dict[str, Any]) -> float:
+        """Refuses an expired or not yet valid token; returns until when it may be remembered."""
         now = self._clock()
         expires = _number(claims, "exp")
         if expires is not None and now - self._leeway >= expires:
             raise _refused(f"the token expired {now - expires:.0f} s ago")
+
         not_before = _number(claims, "nbf")
         if not_before is not None and now + self._leeway < not_before:
             raise _refused(f"the token is not valid for another {not_before - now:.0f} s")
+        return min(now + _REMEMBER_SECONDS, math.inf if expires is None else expires + self._leeway)
 
     def _principal(self, claims: dict[str, Any]) -> str:
         name = claims.get(self._claim)
@@ -172,7 +202,9 @@ def _static_key(oauth: OAuthSettings) -> tuple[StaticKey, tuple[str, ...]]:
         public = load_pem_public_key(oauth.public_key.encode())
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"auth.oauth.public_key is not a PEM public key: {exc}") from None
-    algorithms = algorithms_for(public, oauth.algorithms or _ASYMMETRIC)
+    if isinstance(public, RSAPublicKey) and public.key_size < MIN_RSA_BITS:
+        raise ConfigError(f"auth.oauth.public_key is an RSA key of {public.key_size} bits: use {MIN_RSA_BITS} or more")
+    algorithms = algorithms_for(public, oauth.algorithms or ASYMMETRIC_ALGORITHMS)
     if not algorithms:
         raise ConfigError(f"auth.oauth.public_key ({type(public).__name__}) fits none of auth.oauth.algorithms "
                           f"{oauth.algorithms}: RSA keys take RS*/PS*, EC keys ES256/384/512 by curve, Ed25519 EdDSA")
@@ -185,7 +217,7 @@ async def start(settings: Settings, core: Core, stack: AsyncExitStack) -> TokenV
     if oauth.jwks_url is None:
         keys, algorithms = _static_key(oauth)
         return OAuthVerifier(resource, oauth, keys, algorithms)
-    algorithms = tuple(oauth.algorithms) or _ASYMMETRIC
+    algorithms = tuple(oauth.algorithms) or ASYMMETRIC_ALGORITHMS
     client = httpx2.AsyncClient(timeout=oauth.jwks_timeout_seconds, follow_redirects=False,
                                 limits=httpx2.Limits(max_connections=4, max_keepalive_connections=2),
                                 headers={"user-agent": "mcp-platform"})

@@ -19,6 +19,7 @@ import pytest
 
 from mcp_platform.app import create_app
 from mcp_platform.context import Clock
+from mcp_platform.errors import Unauthorized
 from tests.auth.idp import HS_SECRET, Jwks, SigningKey, claims_with_defaults, jwks_server, make_keys, oauth_settings
 from tests.support import TestClock, asgi_client, modern_headers, modern_request
 
@@ -250,3 +251,53 @@ def test_a_broken_jwks_document_is_refused_naming_the_problem(body: bytes, probl
 
     with pytest.raises(ValueError, match=problem):
         parse_jwks(body, ["RS256"])
+
+
+async def test_a_remembered_token_still_expires_and_is_checked_again_after_a_minute(tmp_path: Path) -> None:
+    from mcp_platform.auth.jwks import StaticKey, VerificationKey
+    from mcp_platform.auth.oauth import OAuthVerifier
+    from mcp_platform.auth.protected_resource import resolve
+
+    now = [time.time()]
+    settings = oauth_settings(tmp_path, hs256_secret=HS_SECRET, leeway_seconds=0)
+    key = StaticKey(VerificationKey(HS_SECRET.encode(), ("HS256",)), "hs256_secret")
+    verifier = OAuthVerifier(resolve(settings), settings.auth.oauth, key, ("HS256",), clock=lambda: now[0])
+    short = jwt.encode(claims_with_defaults(now[0], exp=int(now[0]) + 30), HS_SECRET, algorithm="HS256")
+    assert await verifier.verify(short) is not None
+    now[0] += 31
+    with pytest.raises(Unauthorized) as expired:
+        await verifier.verify(short)
+    assert "expired" in expired.value.description
+
+
+async def test_a_key_the_provider_withdrew_stops_admitting_tokens_it_signed(
+        tmp_path: Path, keys: dict[str, SigningKey], jwks: Jwks) -> None:
+    clock = TestClock()
+    settings = oauth_settings(tmp_path, jwks_url=jwks.url)
+    token = keys["RS256"].mint()
+    replacement = SigningKey("rsa-2", "RS256", make_keys()["RS256"].private)
+    async with asgi_client(create_app(settings, capabilities=[], clock=Clock(now=clock.now)), token=None) as client:
+        assert (await _list(client, token)).status_code == 200
+        assert (await _list(client, token)).status_code == 200  # remembered: no second signature check
+        jwks.keys = [replacement.jwk()]  # rsa-1 withdrawn (compromised, say)
+        clock.advance(31)
+        assert (await _list(client, replacement.mint())).status_code == 200  # its unknown kid fetched the new set
+        withdrawn = await _list(client, token)
+    assert withdrawn.status_code == 401 and "kid 'rsa-1'" in withdrawn.headers["www-authenticate"]
+
+
+def test_a_jwks_keeps_only_usable_signing_keys(keys: dict[str, SigningKey]) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from mcp_platform.auth.jwks import parse_jwks
+
+    weak = SigningKey("weak", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    private_parts: dict[str, Any] = {**json.loads(RSAAlgorithm.to_jwk(keys["RS256"].private)), "kid": "leaky"}
+    document = {"keys": [weak.jwk(), {**keys["ES256"].jwk(), "use": "enc", "kid": "enc"}, private_parts,
+                         {**keys["EdDSA"].jwk(), "alg": "RS256", "kid": "mislabelled"}, {"kty": "RSA", "kid": "junk"},
+                         "not a key", {**keys["ES256"].jwk(), "kid": 7}, keys["ES256"].jwk()]}
+    parsed = parse_jwks(json.dumps(document).encode(), ["RS256", "ES256", "EdDSA"])
+    assert sorted(kid for kid in parsed if kid is not None) == ["ec-1", "leaky"]
+    assert parsed["ec-1"][0].algorithms == ("ES256",)
+    assert not hasattr(parsed["leaky"][0].key, "private_numbers")  # only the public half is kept
