@@ -6,7 +6,8 @@ A verifier answers one of three things:
 - `None`: not its own, so the next verifier is asked;
 - it raises `Unauthorized` (401 `invalid_token`, with why) when the credential is its own and invalid, or a
   `ServiceUnavailable` (503 naming what is down) when it cannot decide. Neither is ever "allow". A verifier that
-  cannot decide lets the later ones try; the 503 stands only if none of them claims the credential.
+  cannot decide lets the later ones try (the 503 stands only if none of them claims the credential), unless it
+  knows the credential is its own (`CredentialUnverifiable`: a JWT while the JWKS is down), which goes no further.
 
 A credential goes only to the verifiers of the chain, in order, and stops at the first that claims it: a JWT of
 the configured issuer is never sent on to a forward-auth service, and no credential ever goes to a tool or an
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mcp_platform.auth_types import Principal
-from mcp_platform.errors import ServiceUnavailable
+from mcp_platform.errors import CredentialUnverifiable, ServiceUnavailable
 
 __all__ = ["Presented", "TokenVerifier", "VerifierChain", "chained"]
 
@@ -89,6 +90,8 @@ class VerifierChain:
         for verifier in self.verifiers:
             try:
                 principal = await verifier.verify(token, request)
+            except CredentialUnverifiable:
+                raise  # its own credential: handed to no one else, whatever the outage
             except ServiceUnavailable as exc:
                 outage = outage or exc
                 continue

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError, PyJWTError
 
-from mcp_platform.errors import StoreUnavailable, Unauthorized
+from mcp_platform.errors import CredentialUnverifiable, Unauthorized
 
 __all__ = ["JwksKeys", "KeySource", "StaticKey", "VerificationKey", "algorithms_for"]
 
@@ -51,8 +51,8 @@ class VerificationKey:
 
 class KeySource(Protocol):
     async def key(self, kid: str | None, alg: str) -> VerificationKey:
-        """The key for a token's `kid` and `alg`; `Unauthorized` when there is none, `StoreUnavailable` when the
-        keys cannot be had."""
+        """The key for a token's `kid` and `alg`; `Unauthorized` when there is none, `CredentialUnverifiable` (503)
+        when the keys cannot be had."""
         ...
 
     def current(self) -> int | None:
@@ -173,7 +173,7 @@ class JwksKeys:
                 raise self._unknown(kid, alg)
         elif now - self._attempted_at < self._min_refresh and self._problem is not None:
             # It failed moments ago: say so without asking the provider again.
-            raise StoreUnavailable(self.service, self._problem)
+            raise CredentialUnverifiable(self.service, self._problem)
         await self._refresh()
         found = self._find(kid, alg)
         if found is None:
@@ -238,9 +238,9 @@ class JwksKeys:
                     raise ValueError(f"the answer is larger than {MAX_JWKS_BYTES} bytes")
             return bytes(body)
 
-    def _down(self, detail: str) -> StoreUnavailable:
+    def _down(self, detail: str) -> CredentialUnverifiable:
         self._problem = detail
-        problem = StoreUnavailable(self.service, detail)
+        problem = CredentialUnverifiable(self.service, detail)
         logger.warning("%s; %s", problem, "keeping the cached keys" if self._keys else "no keys yet")
         return problem
 
