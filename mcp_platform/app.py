@@ -312,7 +312,7 @@ def _protected_resource_metadata(settings: Settings) -> list[Middleware]:
     """RFC 9728 metadata, only when `oauth` is on (bearer only: the well-known paths stay 404)."""
     if "oauth" not in settings.auth.mode:
         return []
-    from mcp_platform.auth.protected_resource import resolve
+    from mcp_platform.protected_resource import resolve
 
     resource = resolve(settings)
     return [Middleware(_Metadata, paths=frozenset(resource.metadata_paths(settings.http.path)),

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_platform.app import create_app
 from mcp_platform.auth.oauth import OAuthVerifier
-from mcp_platform.auth.protected_resource import resolve
+from mcp_platform.protected_resource import resolve
 from mcp_platform.errors import ConfigError, Unauthorized
 from mcp_platform.settings import load_settings
 from tests.auth.idp import HS_SECRET, ISSUER, SigningKey, make_keys, oauth_settings

@@ -256,7 +256,7 @@ def test_a_broken_jwks_document_is_refused_naming_the_problem(body: bytes, probl
 async def test_a_remembered_token_still_expires_and_is_checked_again_after_a_minute(tmp_path: Path) -> None:
     from mcp_platform.auth.jwks import StaticKey, VerificationKey
     from mcp_platform.auth.oauth import OAuthVerifier
-    from mcp_platform.auth.protected_resource import resolve
+    from mcp_platform.protected_resource import resolve
 
     now = [time.time()]
     settings = oauth_settings(tmp_path, hs256_secret=HS_SECRET, leeway_seconds=0)
