@@ -22,9 +22,11 @@
     │   ├── MissingClientCapability      -32021
     │   └── UnsupportedProtocolVersion   -32022  with `data.supported` and `data.requested`
     ├── InsufficientScope            -32003  403 `insufficient_scope` challenge, `data.requiredScope`
+    ├── AuthServiceForbidden         -32003  403, the forward-auth service refused the caller (no challenge)
     ├── RateLimited                  -32029  429 with `Retry-After` and `data.retryAfter`
     ├── ServiceUnavailable           -32603  503 with `Retry-After` (e.g. the session store is full)
-    │   └── StoreUnavailable             a backing service (Redis, PostgreSQL) is unreachable, named
+    │   ├── StoreUnavailable             a backing service (Redis, PostgreSQL) is unreachable, named
+    │   └── AuthServiceUnavailable       the forward-auth service cannot decide (down, slow, 5xx, misconfigured)
     ├── MethodNotAllowed             405 with `Allow` and no body (not a JSON-RPC error)
     ├── ToolError                    a tool failed in a way the model can correct: `isError: true` result
     ├── ToolTimeout                  a tool ran past its timeout: `isError: true` result naming the limit
@@ -57,6 +59,8 @@ __all__ = [
     "TOO_MANY_REQUESTS",
     "UNAUTHORIZED",
     "UNSUPPORTED_PROTOCOL_VERSION",
+    "AuthServiceForbidden",
+    "AuthServiceUnavailable",
     "BadRequest",
     "ConfigError",
     "HeaderMismatch",
@@ -318,6 +322,21 @@ class InsufficientScope(McpPlatformError):
         return [(b"www-authenticate", challenge.encode())]
 
 
+class AuthServiceForbidden(McpPlatformError):
+    """The forward-auth service knew the caller and forbade the request (its 403). Not `insufficient_scope`: no
+    scope would help, so there is no challenge a client could step up with."""
+
+    code = FORBIDDEN
+    http_status = 403
+
+    def __init__(self, message: str = "the auth service forbids this caller") -> None:
+        super().__init__(message)
+
+    @property
+    def wire_message(self) -> str:
+        return f"Forbidden: {self}"
+
+
 class RateLimited(McpPlatformError):
     code = TOO_MANY_REQUESTS
     http_status = 429
@@ -375,6 +394,18 @@ class StoreUnavailable(ServiceUnavailable):
 
     def __init__(self, service: str, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(f"{service} is unavailable" + (f": {detail}" if detail else ""), retry_after=retry_after)
+        self.service = service
+
+
+class AuthServiceUnavailable(ServiceUnavailable):
+    """The forward-auth service gave no decision: unreachable, too slow, a 5xx, a redirect, or an answer it should
+    not give (an admit without a principal). The message names the service (scheme, host, port and path only) and
+    what went wrong; the request is refused, never allowed."""
+
+    retry_after = 2.0
+
+    def __init__(self, service: str, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"the auth service {service} {detail}", retry_after=retry_after)
         self.service = service
 
 
