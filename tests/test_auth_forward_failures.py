@@ -16,6 +16,7 @@ import pytest
 from mcp_platform.app import create_app
 from mcp_platform.auth import Presented
 from mcp_platform.auth.forward import ForwardVerifier, open_verifier
+from mcp_platform.config_reload import ConfigManager
 from mcp_platform.errors import AuthServiceUnavailable, ConfigError
 from mcp_platform.settings import Settings, load_settings
 from tests.auth_service import SLOW, AuthService, auth_service, forward_settings, hostile_service
@@ -208,3 +209,16 @@ def test_the_readmes_forward_examples_are_valid_settings(tmp_path: Path) -> None
         config.write_text(block if "[auth]" in block else '[auth]\nmode = ["forward"]\n' + block)
         forward = load_settings(config).auth.forward
         assert forward.url is not None and forward.url.startswith("http://")
+
+
+async def test_a_reload_that_changes_forward_settings_says_they_take_a_restart_and_hides_header_values(
+        tmp_path: Path) -> None:
+    config = tmp_path / "mcp-platform.toml"
+    base = '[auth]\nmode = ["forward"]\n[auth.forward]\nurl = "http://auth.internal/check"\n'
+    config.write_text(base + 'headers = { X-Forward-Secret = "old-s3cret" }\n')
+    manager = ConfigManager(load_settings(config))
+    config.write_text(base + 'cache_seconds = 1\nheaders = { X-Forward-Secret = "new-s3cret" }\n')
+    report = await manager.reload(dry_run=True)
+    assert report.valid and set(report.restart_required) == {"auth.forward.cache_seconds",
+                                                             "auth.forward.headers.X-Forward-Secret"}
+    assert "s3cret" not in repr(report)
