@@ -293,6 +293,10 @@ def _add_onboarding_commands(sub: Any) -> None:
     connect.add_argument("--token-literal", action="store_true",
                          help="with --write: store the token itself (read from --token-env) instead of a reference")
     connect.add_argument("--json", action="store_true", help="print only the JSON document")
+    connect.add_argument("--auth", choices=["token", "oauth"],
+                         help="how the client authenticates: a bearer token from an environment variable, or OAuth "
+                              "sign-in through the identity provider (URL only). Default: oauth when the config's "
+                              "auth.mode is [\"oauth\"], else token")
     connect.add_argument("--config", help="TOML config file the default URL is read from")
     connect.set_defaults(func=_connect)
 
