@@ -21,6 +21,7 @@ from mcp_platform.auth_types import Principal
 from mcp_platform.context import Clock
 from mcp_platform.errors import AuthServiceForbidden, Unauthorized
 from mcp_platform.settings import Settings
+from mcp_platform.transport.limits import server_options
 from tests.auth_service import AuthService, auth_service, forward_settings
 from tests.support import (
     JSON_HEADERS,
@@ -29,6 +30,7 @@ from tests.support import (
     asgi_client,
     create_token,
     eventually,
+    make_settings,
     mcp_client,
     modern_headers,
     modern_request,
@@ -281,3 +283,25 @@ async def test_a_read_only_forwarded_principal_sees_read_tools_and_gets_403_for_
     assert refused.status_code == 403
     assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
     assert refused.json()["error"]["data"] == {"requiredScope": "write"}
+
+
+@pytest.mark.parametrize(("trusted", "seen_for", "seen_proto"), [
+    ([], "127.0.0.1", "http"), (["127.0.0.0/8"], "203.0.113.9", "https"),
+])
+async def test_the_forwarded_client_is_the_one_after_trusted_proxies_never_the_clients_own_claim(
+        tmp_path: Path, service: AuthService, trusted: list[str], seen_for: str, seen_proto: str) -> None:
+    service.admit("pat-token", "pat")
+    settings = make_settings(tmp_path, http={"trusted_proxies": trusted},
+                             auth={"mode": ["forward"], "forward": {"url": service.url}})
+    with running_server(create_app(settings, capabilities=[]), **server_options(settings.http)) as base:
+        async with httpx2.AsyncClient(base_url=base) as http:
+            reply = await http.post("/mcp", json=modern_request("tools/list"), headers={
+                **modern_headers("tools/list", token="pat-token"), "x-forwarded-for": "203.0.113.9",
+                "x-forwarded-proto": "https", "x-forwarded-uri": "/admin", "x-forwarded-method": "DELETE",
+                "x-original-url": "http://evil.example/"})
+    assert reply.status_code == 200
+    [seen] = service.received
+    assert (seen.header("x-forwarded-for"), seen.header("x-forwarded-proto")) == (seen_for, seen_proto)
+    assert (seen.header("x-forwarded-uri"), seen.header("x-forwarded-method")) == ("/mcp", "POST")
+    assert seen.header("x-original-url") == f"{seen_proto}://{base.removeprefix('http://')}/mcp"
+    assert [name for name, _ in seen.headers].count("x-forwarded-for") == 1

@@ -222,3 +222,16 @@ async def test_a_reload_that_changes_forward_settings_says_they_take_a_restart_a
     assert report.valid and set(report.restart_required) == {"auth.forward.cache_seconds",
                                                              "auth.forward.headers.X-Forward-Secret"}
     assert "s3cret" not in repr(report)
+
+
+def test_forward_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__MODE", "bearer,forward")
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__FORWARD__URL", "https://auth.internal/check")
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__FORWARD__HEADERS", '{"X-Forward-Secret": "from-env"}')
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__FORWARD__DEFAULT_SCOPES", '["write"]')
+    forward = load_settings().auth.forward
+    assert forward.url == "https://auth.internal/check" and forward.default_scopes == ["write"]
+    assert forward.headers["X-Forward-Secret"].get_secret_value() == "from-env"
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__FORWARD__URL", "file:///etc/passwd")
+    with pytest.raises(ConfigError, match="auth.forward.url"):
+        load_settings()
