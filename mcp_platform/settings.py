@@ -133,7 +133,42 @@ class OAuthSettings(_Section):
 
 
 class RedisTokenSettings(_Section):
-    """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash."""
+    """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash.
+
+    The service writes `{key_prefix}{sha256 hex of the token}` as a JSON string `{"name": "alice", "scopes":
+    ["read"], "expires_at": 1798761600}` (`expires_at`: Unix seconds, or null for never), or as a hash with the
+    same fields (`scopes` comma- or space-separated). Deleting the key revokes the token on every instance within
+    `cache_seconds`. Read at start: a change takes a restart."""
+
+    url: str | None = None
+    """The Redis holding the tokens (`redis://[:password@]host:6379/0`, `rediss://...` or `unix:///path`). Unset:
+    `state.redis_url`. The lookups get a connection pool of their own either way, with `timeout_seconds`."""
+    key_prefix: str = "mcp-platform:token:"
+    """Put before the token's SHA-256 hex to make its key (1-200 printable ASCII characters, no spaces). The CLI
+    keeps its name index at `{key_prefix}names`."""
+    cache_size: int = Field(10_000, ge=1, le=10_000_000)
+    """Answers kept in each instance's memory at most: admitted tokens and refused or unknown ones are counted
+    apart, so a flood of random tokens cannot push the admitted ones out."""
+    cache_seconds: float = Field(5.0, ge=0, le=3600)
+    """How long an answer (admitted, refused or unknown) is reused without asking Redis: a deleted key stops
+    working on every instance within this, a new one starts. 0: ask Redis every time."""
+    timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """The longest one lookup may take, connecting and retrying included; a slower or unreachable Redis gets 503
+    naming Redis (never an admission). Answers still in the cache keep being used until they age out."""
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"(rediss?|unix)://\S+", url):
+            raise ValueError("use a redis://host:port/db, rediss://... or unix:///path URL")
+        return url
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        if not re.fullmatch(r"[\x21-\x7e]{1,200}", prefix):
+            raise ValueError("use 1-200 printable ASCII characters without spaces, such as 'mcp-platform:token:'")
+        return prefix
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")

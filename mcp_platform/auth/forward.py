@@ -11,7 +11,7 @@ client's request. It answers:
     anything else       503 naming the service: 3xx (never followed), other 4xx, 5xx, no answer in time, no
                         connection, an admit without a valid principal. Never "allow".
 
-Decisions (admits, 401s, 403s) are kept per token hash for `cache_seconds` (`decisions.py`). The verifier claims
+Decisions (admits, 401s, 403s) are kept per token hash for `cache_seconds` (`cache.py`). The verifier claims
 every credential it sees, so it goes last in `auth.mode`.
 """
 
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import httpx2
 
 from mcp_platform.auth.bearer import hash_token
+from mcp_platform.auth.cache import AnswerCache, Missing
 from mcp_platform.auth.chain import Presented, TokenVerifier
-from mcp_platform.auth.decisions import DecisionCache
 from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
 from mcp_platform.core import Core
 from mcp_platform.errors import AuthServiceForbidden, AuthServiceUnavailable, ConfigError, Unauthorized
@@ -75,11 +75,15 @@ class ForwardVerifier:
         self._scope_names: dict[str, str] = {**settings.scope_map, **{scope: scope for scope in SCOPES}}
         self._default_scopes = expand_scopes(tuple(settings.default_scopes))
         self._static = [(name.encode(), value.get_secret_value().encode()) for name, value in settings.headers.items()]
-        self._decisions: DecisionCache[Decision] = DecisionCache(
-            seconds=settings.cache_seconds, size=settings.cache_size, clock=clock)
+        self._decisions: AnswerCache[Decision] = AnswerCache(
+            None, lambda decision: isinstance(decision, Principal), size=settings.cache_size,
+            max_age=settings.cache_seconds, clock=clock)
 
     async def verify(self, token: str, request: Presented) -> Principal:
-        decision = await self._decisions.decided(hash_token(token), lambda: self._ask(request))
+        key = hash_token(token)
+        decision = self._decisions.fresh(key)
+        if isinstance(decision, Missing):
+            decision = await self._decisions.get(key, lambda: self._ask(request))
         if decision == 401:
             raise Unauthorized(credentials_sent=True, description="The auth service refused the token")
         if decision == 403:
@@ -88,7 +92,7 @@ class ForwardVerifier:
         return decision
 
     async def aclose(self) -> None:
-        await self._decisions.aclose()
+        await self._decisions.close()
 
     def describe(self) -> dict[str, Any]:
         forward = self._settings

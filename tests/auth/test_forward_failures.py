@@ -19,7 +19,7 @@ from mcp_platform.auth.forward import ForwardVerifier, open_verifier
 from mcp_platform.config_reload import ConfigManager
 from mcp_platform.errors import AuthServiceUnavailable, ConfigError
 from mcp_platform.settings import Settings, load_settings
-from tests.auth_service import SLOW, AuthService, auth_service, forward_settings, hostile_service
+from tests.auth.forward_service import SLOW, AuthService, auth_service, forward_settings, hostile_service
 from tests.support import asgi_client, free_port, modern_headers, modern_request
 
 pytestmark = pytest.mark.anyio
@@ -200,7 +200,7 @@ def test_forward_settings_refuse_hostile_values_naming_the_field(forward: dict[s
 
 
 def test_the_readmes_forward_examples_are_valid_settings(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("### Forward auth", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 2

@@ -22,7 +22,7 @@ from mcp_platform.context import Clock
 from mcp_platform.errors import AuthServiceForbidden, Unauthorized
 from mcp_platform.settings import Settings
 from mcp_platform.transport.limits import server_options
-from tests.auth_service import AuthService, auth_service, forward_settings
+from tests.auth.forward_service import AuthService, auth_service, forward_settings
 from tests.support import (
     JSON_HEADERS,
     TOKEN,
