@@ -17,6 +17,7 @@
     │   ├── ResourceNotFound             -32002 (handshake era) / -32602 (2026-07-28), with `data.uri`
     │   ├── InternalError                -32603  a bug on our side; never carries the traceback
     │   ├── Unauthorized                 -32001  401, `WWW-Authenticate: Bearer` challenge
+    │   │   └── AuthServiceRefused           the forward-auth service's 401 (it refuses whatever it does not know)
     │   ├── SessionNotFound              -32001  404, unknown, expired or another token's session
     │   ├── HeaderMismatch               -32020  Mcp-* routing headers disagree with the body
     │   ├── MissingClientCapability      -32021
@@ -60,6 +61,7 @@ __all__ = [
     "UNAUTHORIZED",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "AuthServiceForbidden",
+    "AuthServiceRefused",
     "AuthServiceUnavailable",
     "BadRequest",
     "ConfigError",
@@ -267,6 +269,12 @@ class Unauthorized(ProtocolError):
         if self.credentials_sent:
             challenge += f', error="invalid_token", error_description="{_quotable(self.description)}"'
         return [(b"www-authenticate", challenge.encode())]
+
+
+class AuthServiceRefused(Unauthorized):
+    """The forward-auth service's 401. It refuses every credential it does not accept, so unlike a verifier
+    rejecting a token of its own, it does not show the token was no earlier verifier's: after an earlier verifier's
+    outage, the chain answers with that outage (503) rather than this 401."""
 
 
 def _quotable(text: str) -> str:

@@ -34,7 +34,7 @@ from mcp_platform.auth.cache import AnswerCache, Missing
 from mcp_platform.auth.chain import Presented, TokenVerifier
 from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
 from mcp_platform.core import Core
-from mcp_platform.errors import AuthServiceForbidden, AuthServiceUnavailable, ConfigError, Unauthorized
+from mcp_platform.errors import AuthServiceForbidden, AuthServiceRefused, AuthServiceUnavailable, ConfigError
 from mcp_platform.settings import ForwardAuthSettings, Settings
 
 __all__ = ["ForwardVerifier", "open_verifier", "public_url", "start"]
@@ -85,7 +85,7 @@ class ForwardVerifier:
         if isinstance(decision, Missing):
             decision = await self._decisions.get(key, lambda: self._ask(request))
         if decision == 401:
-            raise Unauthorized(credentials_sent=True, description="The auth service refused the token")
+            raise AuthServiceRefused(credentials_sent=True, description="The auth service refused the token")
         if decision == 403:
             raise AuthServiceForbidden()
         assert isinstance(decision, Principal)

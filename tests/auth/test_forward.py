@@ -30,6 +30,7 @@ from tests.support import (
     asgi_client,
     create_token,
     eventually,
+    free_port,
     make_settings,
     mcp_client,
     modern_headers,
@@ -305,3 +306,16 @@ async def test_the_forwarded_client_is_the_one_after_trusted_proxies_never_the_c
     assert (seen.header("x-forwarded-uri"), seen.header("x-forwarded-method")) == ("/mcp", "POST")
     assert seen.header("x-original-url") == f"{seen_proto}://{base.removeprefix('http://')}/mcp"
     assert [name for name, _ in seen.headers].count("x-forwarded-for") == 1
+
+
+async def test_while_an_earlier_verifier_is_down_forward_admits_its_own_and_the_rest_get_the_outage(
+        tmp_path: Path, service: AuthService) -> None:
+    service.admit("quinn-token", "quinn")
+    settings = make_settings(tmp_path, auth={"mode": ["redis", "forward"], "forward": {"url": service.url},
+                                             "redis": {"url": f"redis://127.0.0.1:{free_port()}/0",
+                                                       "timeout_seconds": 0.5}})
+    async with asgi_client(create_app(settings, capabilities=[]), token=None) as client:
+        assert (await call(client, "quinn-token")).status_code == 200  # Redis down: forward still decides its own
+        # A token the auth service does not know may be one of Redis's: 503, never a 401 that drops it.
+        maybe_redis = await call(client, "mcpp_maybe-a-redis-token")
+        assert maybe_redis.status_code == 503 and "Redis" in maybe_redis.json()["error"]["message"]
