@@ -108,3 +108,34 @@ def test_tool_definitions_match_the_catalogue() -> None:
     assert (annotations["readOnlyHint"], annotations["destructiveHint"], annotations["idempotentHint"]) == (
         False, False, True)
     assert reload_tool.input_schema["properties"]["dry_run"]["default"] is False
+
+
+@pytest.mark.anyio
+async def test_server_config_lists_the_verifiers_in_order_with_no_secret(tmp_path: Path) -> None:
+    secret, header_secret = "an-hs256-secret-of-at-least-32-bytes!", "static-header-secret-42"
+    settings = make_settings(tmp_path, token="mcpp_env-token-value-123", state={"redis_url": "redis://u:rpw1@r:6379/0"},
+                             auth={"mode": ["bearer", "oauth", "redis", "forward"],
+                                   "oauth": {"issuer": "https://idp.example.com/", "hs256_secret": secret,
+                                             "resource": "https://mcp.example.com/mcp",
+                                             "scopes": {"mcp:read": "read", "mcp:write": "write"}},
+                                   "forward": {"url": "https://auth.example.com/verify?key=qs3",
+                                               "headers": {"X-Api-Key": header_secret}}})
+    _, backends = _backends(settings)
+    result = await call(server_config, {}, context(backends))
+    methods = result.structured["authentication"]
+    assert [m["mode"] for m in methods] == ["bearer", "oauth", "redis", "forward"]
+    assert methods[0]["details"]["env_token"] is True
+    oauth = methods[1]["details"]
+    assert oauth["metadata"] == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    assert oauth["scopes_supported"] == ["mcp:read", "mcp:write"] and oauth["keys"] == "hs256_secret"
+    assert methods[2]["details"]["url"] == "redis://r:6379/0"
+    assert methods[3]["details"]["url"] == "https://auth.example.com/verify"
+    dumped = json.dumps(result.structured) + text(result)
+    for leaked in (secret, header_secret, "rpw1", "qs3", "env-token-value"):
+        assert leaked not in dumped
+
+
+@pytest.mark.anyio
+async def test_server_config_shows_no_verifier_when_auth_is_off(tmp_path: Path) -> None:
+    _, backends = _backends(make_settings(tmp_path, auth={"mode": "none"}))
+    assert (await call(server_config, {}, context(backends))).structured["authentication"] == []
