@@ -25,13 +25,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mcp_platform.auth import BearerVerifier, TokenStore
+from mcp_platform.auth import Presented, bearer_token, start_verifiers
 from mcp_platform.capabilities import Capability, Running, start_capabilities
 from mcp_platform.config_reload import install_sighup
 from mcp_platform.context import Clock
-from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background, run_until_shutdown
+from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background
 from mcp_platform.discovery import ToolLoader
-from mcp_platform.errors import ConfigError
+from mcp_platform.errors import ConfigError, Unauthorized
 from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
     import-time objects, which otherwise stalls requests for tens of milliseconds (the CLI sets it; tests,
     which build many apps in one process, do not). `drain`, once begun, turns `/readyz` and every new session,
     call and stream away with 503 (the CLI begins it at SIGTERM)."""
-    if settings.auth.mode == "none" and not settings.is_loopback:
+    if settings.auth.off and not settings.is_loopback:
         raise ConfigError(f"auth.mode = 'none' is refused on {settings.http.host}: it is only allowed when the "
                           "server binds a loopback address (127.0.0.1, localhost, ::1)")
     caps = list(default_capabilities() if capabilities is None else capabilities)
@@ -183,16 +183,11 @@ async def _start(settings: Settings, caps: Sequence[Capability], sessions: Sessi
     _warn_unmatched(registry)
     running = await start_capabilities(caps, core, stack)
 
-    verifier = None
-    if settings.auth.mode == "bearer":
-        env_token = settings.token.get_secret_value() if settings.token else None
-        verifier = BearerVerifier(TokenStore(core.state_db), env_token)
-        await verifier.refresh()
-        run_until_shutdown(verifier.keep_fresh, stack)
-    dispatcher = Dispatcher(core=core, state_codec=RequestStateCodec(signing_key(settings)))
+    verifier, challenge = await start_verifiers(settings, core, stack)
+    dispatcher = Dispatcher(core=core, state_codec=RequestStateCodec(signing_key(settings)), challenge=challenge)
     endpoint = McpEndpoint(settings=settings, dispatcher=dispatcher, sessions=core.sessions, verifier=verifier,
                            hooks=core.hooks, notifier=core.notifier, events=core.events, bus=core.bus,
-                           drain=drain)
+                           drain=drain, challenge=challenge)
     run_in_background(endpoint.serve_bus(), stack)
 
     async def adopt(new: Settings) -> None:
@@ -297,12 +292,14 @@ async def _metrics(request: Request) -> Response:
         return PlainTextResponse("starting", status_code=503)
     if not state.running.metrics:
         return PlainTextResponse("metrics are not enabled", status_code=404)
-    if state.settings.auth.metrics_requires_token and state.settings.auth.mode == "bearer":
-        from mcp_platform.auth import bearer_token
-
+    verifier = state.endpoint.verifier
+    if state.settings.auth.metrics_requires_token and verifier is not None:
         token = bearer_token(request.headers.get("authorization"))
-        verifier = state.endpoint.verifier
-        if token is None or verifier is None or await verifier.verify(token) is None:
+        try:
+            principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
+        except Unauthorized:
+            principal = None
+        if principal is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
     parts = [render_metrics() for render_metrics in state.running.metrics]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["SCOPES", "Principal", "Scope", "expand_scopes"]
+__all__ = ["ANONYMOUS", "SCOPES", "Challenge", "Principal", "Scope", "expand_scopes"]
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -42,3 +43,19 @@ class Principal:
 
 ANONYMOUS = Principal(name="anonymous", scopes=frozenset(SCOPES))
 """The caller when auth is off (loopback only): it may do everything, as the operator asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """What a 401 or 403 tells the client to do next. With OAuth on: where the protected-resource metadata is
+    (RFC 9728 `resource_metadata`) and the identity provider's name for each of our scopes, so a client asks for
+    `mcp:write` rather than `write` when it steps up. Bearer only: nothing beyond `Bearer realm=...`."""
+
+    resource_metadata: str | None = None
+    scope_names: Mapping[str, str] = field(default_factory=dict)
+    """Our scope -> the scope a client should request for it."""
+    login_scopes: tuple[str, ...] = ()
+    """The scopes a 401 asks for (empty: none named)."""
+
+    def scope_for(self, scope: str) -> str:
+        return self.scope_names.get(scope, scope)

@@ -65,7 +65,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _first_token(settings: Settings) -> str | None:
     """On the very first start in bearer mode with no token anywhere, make one (shown once)."""
-    if settings.auth.mode != "bearer" or settings.token is not None:
+    if "bearer" not in settings.auth.mode or settings.token is not None:
         return None
     from mcp_platform.auth import TokenStore
     from mcp_platform.stores.sql import StateDB
@@ -132,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
     tracing.configure(settings)
     drain = Drain()
     app = create_app(settings, overrides=_overrides(args), freeze_gc=True, drain=drain)
-    if settings.auth.mode == "none":
+    if settings.auth.off:
         logging.getLogger("mcp_platform").warning(
             "AUTH IS OFF: anyone who can reach %s:%s can call every tool. Use only for local development.",
             settings.http.host, settings.http.port)
@@ -293,6 +293,10 @@ def _add_onboarding_commands(sub: Any) -> None:
     connect.add_argument("--token-literal", action="store_true",
                          help="with --write: store the token itself (read from --token-env) instead of a reference")
     connect.add_argument("--json", action="store_true", help="print only the JSON document")
+    connect.add_argument("--auth", choices=["token", "oauth"],
+                         help="how the client authenticates: a bearer token from an environment variable, or OAuth "
+                              "sign-in through the identity provider (URL only). Default: oauth when the config's "
+                              "auth.mode is [\"oauth\"], else token")
     connect.add_argument("--config", help="TOML config file the default URL is read from")
     connect.set_defaults(func=_connect)
 

@@ -232,20 +232,42 @@ class UnsupportedProtocolVersion(ProtocolError):
 
 
 class Unauthorized(ProtocolError):
-    """No valid bearer token. RFC 6750: the challenge names no error when no credentials were sent at all."""
+    """No valid bearer token. RFC 6750: the challenge names no error when no credentials were sent at all.
+
+    A verifier that knows the credential and rejects it says why in `description` (expired, wrong audience...).
+    The endpoint adds what the client should do next (`challenged`): the RFC 9728 metadata URL and the scopes to
+    ask for, when OAuth is on."""
 
     code = UNAUTHORIZED
     http_status = 401
 
-    def __init__(self, *, credentials_sent: bool) -> None:
+    def __init__(self, *, credentials_sent: bool, description: str = "The token is unknown, revoked or malformed",
+                 resource_metadata: str | None = None, scope: str | None = None) -> None:
         super().__init__("Unauthorized: a valid bearer token is required")
         self.credentials_sent = credentials_sent
+        self.description = description
+        self.resource_metadata = resource_metadata
+        self.scope = scope
+
+    def challenged(self, *, credentials_sent: bool, resource_metadata: str | None,
+                   scope: str | None) -> Unauthorized:
+        return Unauthorized(credentials_sent=credentials_sent, description=self.description,
+                            resource_metadata=resource_metadata, scope=scope)
 
     def wire_headers(self) -> Headers:
         challenge = 'Bearer realm="mcp-platform"'
+        if self.resource_metadata is not None:
+            challenge += f', resource_metadata="{self.resource_metadata}"'
+        if self.scope:
+            challenge += f', scope="{self.scope}"'
         if self.credentials_sent:
-            challenge += ', error="invalid_token", error_description="The token is unknown, revoked or malformed"'
+            challenge += f', error="invalid_token", error_description="{_quotable(self.description)}"'
         return [(b"www-authenticate", challenge.encode())]
+
+
+def _quotable(text: str) -> str:
+    """Text safe inside an RFC 7235 quoted-string and an HTTP header: printable ASCII, no quote or backslash."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)[:200]
 
 
 class SessionNotFound(ProtocolError):
@@ -267,12 +289,18 @@ class ToolTimeout(McpPlatformError):
 
 
 class InsufficientScope(McpPlatformError):
+    """The principal lacks a scope. `ask_for` is the scope's name at the identity provider (OAuth: what a client
+    requests when it steps up); `resource_metadata` the RFC 9728 document, when OAuth is on."""
+
     code = FORBIDDEN
     http_status = 403
 
-    def __init__(self, scope: str, what: str) -> None:
+    def __init__(self, scope: str, what: str, *, ask_for: str | None = None,
+                 resource_metadata: str | None = None) -> None:
         super().__init__(f"{what} needs the {scope!r} scope")
         self.scope = scope
+        self.ask_for = ask_for or scope
+        self.resource_metadata = resource_metadata
 
     @property
     def wire_message(self) -> str:
@@ -283,7 +311,10 @@ class InsufficientScope(McpPlatformError):
         return {"requiredScope": self.scope}
 
     def wire_headers(self) -> Headers:
-        challenge = f'Bearer error="insufficient_scope", scope="{self.scope}", error_description="{self}"'
+        challenge = f'Bearer error="insufficient_scope", scope="{_quotable(self.ask_for)}"'
+        if self.resource_metadata is not None:
+            challenge += f', resource_metadata="{self.resource_metadata}"'
+        challenge += f', error_description="{_quotable(str(self))}"'
         return [(b"www-authenticate", challenge.encode())]
 
 

@@ -11,11 +11,12 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -25,13 +26,17 @@ from mcp_platform.errors import ConfigError
 
 __all__ = [
     "AuditSettings",
+    "AuthMode",
     "AuthSettings",
     "CorsSettings",
     "DatabaseSettings",
     "FeatureFlag",
+    "ForwardAuthSettings",
     "HttpSettings",
     "LogSettings",
+    "OAuthSettings",
     "RateLimitSettings",
+    "RedisTokenSettings",
     "SessionSettings",
     "Settings",
     "StateSettings",
@@ -119,15 +124,61 @@ class HttpSettings(_Section):
         return proxies
 
 
+AuthMode = Literal["bearer", "oauth", "redis", "forward", "none"]
+
+
+class OAuthSettings(_Section):
+    """`auth.mode` entry `oauth`: this server as an OAuth 2.1 resource server, validating JWT access tokens."""
+
+
+class RedisTokenSettings(_Section):
+    """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash."""
+
+
+class ForwardAuthSettings(_Section):
+    """`auth.mode` entry `forward`: each unknown credential is decided by an HTTP auth service (forward auth)."""
+
+
 class AuthSettings(_Section):
-    mode: Literal["bearer", "none"] = "bearer"
-    """`bearer`: every request needs a token. `none`: no auth, refused unless bound to loopback."""
+    mode: Annotated[list[AuthMode], NoDecode] = ["bearer"]
+    """The verifiers a bearer credential is tried against, in order; the first that knows it decides (valid, or
+    401 `invalid_token`), one that does not passes it to the next. `bearer`: the named tokens of
+    `mcp-platform token`. `oauth`: JWT access tokens of an identity provider (`[auth.oauth]`). `redis`: tokens
+    the platform keeps in Redis (`[auth.redis]`). `forward`: an HTTP auth service decides (`[auth.forward]`).
+    `none` (alone): no auth, refused unless bound to loopback. A list, or one name or comma-separated names in
+    `MCP_PLATFORM_AUTH__MODE`, e.g. `bearer,oauth`."""
     metrics_requires_token: bool = True
     """Whether `/metrics` needs a token (any scope)."""
     failed_auth_per_minute: int = Field(30, ge=1)
     """Failed authentications one client IP may make per minute before its further failures get 429. Only failures
     are limited: a valid token is admitted from any address. The IP is the socket's, or the forwarded one when
     the connection comes from one of `http.trusted_proxies`."""
+    oauth: OAuthSettings = OAuthSettings()
+    redis: RedisTokenSettings = RedisTokenSettings()
+    forward: ForwardAuthSettings = ForwardAuthSettings()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_list(cls, mode: Any) -> Any:
+        if isinstance(mode, str):
+            return [part.strip() for part in mode.split(",") if part.strip()]
+        return mode
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_entries(cls, mode: list[AuthMode]) -> list[AuthMode]:
+        if not mode:
+            raise ValueError("name at least one verifier: bearer, oauth, redis, forward (or none)")
+        if len(set(mode)) != len(mode):
+            raise ValueError("each verifier may appear once")
+        if "none" in mode and len(mode) > 1:
+            raise ValueError("'none' turns auth off and cannot be combined with a verifier")
+        return mode
+
+    @property
+    def off(self) -> bool:
+        """Auth is off (`mode = "none"`): every caller is the anonymous principal with every scope."""
+        return self.mode == ["none"]
 
 
 class SessionSettings(_Section):

@@ -10,9 +10,11 @@ import anyio
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.auth import BearerVerifier, TokenStore, bearer_token, hash_token
-from mcp_platform.auth_types import expand_scopes
+from mcp_platform.auth import BearerVerifier, Presented, TokenStore, bearer_token, chained, hash_token
+from mcp_platform.auth_types import Principal, expand_scopes
 from mcp_platform.cli import main
+from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.settings import load_settings
 from mcp_platform.stores.sql import StateDB
 from tests.support import (
     TestClock,
@@ -89,7 +91,8 @@ def test_scope_hierarchy() -> None:
 
 
 @pytest.mark.parametrize(("header", "expected"), [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None),
-                                                  ("Bearer", None), (None, None), ("Bearer " + "a" * 600, None)])
+                                                  ("Bearer", None), (None, None), ("Bearer " + "a" * 600, "a" * 600),
+                                                  ("Bearer " + "a" * 16385, None)])
 def test_bearer_token_parsing(header: str | None, expected: str | None) -> None:
     assert bearer_token(header) == expected
 
@@ -134,3 +137,73 @@ def test_no_auth_is_refused_off_loopback(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     assert main(["serve", "--no-auth", "--host", "0.0.0.0"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("bearer", ["bearer"]), ("none", ["none"]), ("bearer,oauth", ["bearer", "oauth"]),
+    (" bearer , redis ", ["bearer", "redis"]), (["forward"], ["forward"]),
+])
+def test_auth_mode_takes_one_name_a_list_or_comma_separated_names(given: object, expected: list[str]) -> None:
+    assert load_settings(auth={"mode": given}).auth.mode == expected
+
+
+def test_auth_mode_from_the_environment_is_a_plain_name_or_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__MODE", "bearer,oauth")
+    assert load_settings().auth.mode == ["bearer", "oauth"]
+    monkeypatch.setenv("MCP_PLATFORM_AUTH__MODE", "none")
+    assert load_settings().auth.off
+
+
+@pytest.mark.parametrize(("given", "problem"), [
+    ("", "at least one verifier"), ([], "at least one verifier"), ("bearer,bearer", "once"),
+    ("none,bearer", "cannot be combined"), ("password", "auth.mode"), ([3], "auth.mode"), ("x" * 10_000, "auth.mode"),
+])
+def test_auth_mode_refuses_hostile_lists_naming_the_problem(given: object, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(auth={"mode": given})
+
+
+class _Known:
+    """A verifier of the test's own: claims the tokens it was given, rejects `bad-...` ones, passes the rest."""
+
+    def __init__(self, name: str, tokens: dict[str, str]) -> None:
+        self.name = name
+        self.tokens = tokens
+        self.asked: list[str] = []
+
+    async def verify(self, token: str, request: Presented) -> Principal | None:
+        self.asked.append(token)
+        if token.startswith(f"bad-{self.name}"):
+            raise Unauthorized(credentials_sent=True, description=f"{self.name} says expired")
+        return Principal(self.tokens[token], frozenset({"read"})) if token in self.tokens else None
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.name}
+
+
+@pytest.mark.anyio
+async def test_a_chain_asks_in_order_and_stops_at_the_first_verifier_that_claims_the_token() -> None:
+    first, second = _Known("first", {"a": "alice"}), _Known("second", {"a": "shadow", "b": "bob"})
+    chain = chained([first, second])
+    request = Presented({"method": "POST", "path": "/mcp", "client": ("10.0.0.7", 1234)}, {})
+    assert (await chain.verify("a", request)) == Principal("alice", frozenset({"read"}))
+    assert second.asked == []  # claimed by the first: never shown to the second (no passthrough)
+    assert (await chain.verify("b", request)) == Principal("bob", frozenset({"read"}))
+    assert await chain.verify("c", request) is None
+    with pytest.raises(Unauthorized, match="Unauthorized"):
+        await chain.verify("bad-first", request)
+    assert second.asked == ["b", "c"]
+    assert chain.describe() == {"verifiers": [{"mode": "first"}, {"mode": "second"}]}
+    assert chained([first]) is first  # one verifier: no chain on the hot path
+    assert (request.client, request.method, request.uri) == ("10.0.0.7", "POST", "/mcp")
+
+
+def test_a_rejection_reason_and_the_oauth_hints_reach_the_challenge_header_quoted_safely() -> None:
+    refused = Unauthorized(credentials_sent=True, description='kid "x"\r\nSet-Cookie: a=b \\ é')
+    wire = refused.challenged(credentials_sent=True, resource_metadata="https://mcp.example.com/.well-known/"
+                              "oauth-protected-resource/mcp", scope="mcp:read mcp:write").wire_headers()
+    header = wire[0][1].decode()
+    assert header.startswith('Bearer realm="mcp-platform", resource_metadata="https://mcp.example.com/')
+    assert 'scope="mcp:read mcp:write"' in header and 'error="invalid_token"' in header
+    assert "\r" not in header and "\n" not in header and 'kid ?x?' in header and "é" not in header
+    assert Unauthorized(credentials_sent=False).wire_headers()[0][1] == b'Bearer realm="mcp-platform"'

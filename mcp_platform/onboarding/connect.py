@@ -6,6 +6,9 @@ environment variable in the client's own syntax (Claude Code and Gemini CLI `${V
 no file holds a secret unless `--token-literal` says so. Claude Desktop launches `mcp-platform stdio` as a local
 command, which needs no token at all.
 
+With `--auth oauth` (the default when the config's `auth.mode` is OAuth only) a remote client gets the URL and
+nothing else: it discovers the identity provider from the server's 401 (RFC 9728) and signs the user in itself.
+
 `--write` merges one entry into the client's file: other servers, other inputs and other top-level keys stay as
 they were (Codex's TOML through tomlkit, comments included); a file that is not valid JSON (or TOML) is refused
 and left untouched; the new file replaces the old one atomically (temp file, fsync, rename), through a symlink to
@@ -25,7 +28,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mcp_platform.onboarding.toml_config import merge_toml, render_toml
@@ -43,6 +46,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TITLES = {"claude-code": "Claude Code", "cursor": "Cursor", "vscode": "VS Code", "windsurf": "Windsurf",
            "claude-desktop": "Claude Desktop", "codex": "Codex CLI", "gemini": "Gemini CLI"}
+
+
+Auth = Literal["token", "oauth"]
+TOKEN_SOURCES = {
+    "bearer": "the token printed at first start, or `mcp-platform token create`",
+    "redis": "a token your platform wrote to Redis, or `mcp-platform token create --store redis`",
+    "forward": "a token your auth service accepts",
+}
+"""Where a client's token comes from, by the first header-token verifier of `auth.mode`."""
 
 
 class ConnectError(Exception):
@@ -118,9 +130,11 @@ def local_command() -> tuple[str, list[str]]:
 
 def client_config(client: str, *, url: str, name: str = DEFAULT_NAME, token_env: str = DEFAULT_TOKEN_ENV,
                   token: str | None = None, project: Path, home: Path, config_file: Path | None = None,
-                  command: tuple[str, list[str]] | None = None, platform: str = sys.platform) -> ClientConfig:
+                  command: tuple[str, list[str]] | None = None, platform: str = sys.platform,
+                  auth: Auth = "token", token_source: str = TOKEN_SOURCES["bearer"]) -> ClientConfig:
     """The configuration `client` documents for this server. `token` (only with --token-literal) is written as it
-    is; otherwise the token is an environment-variable reference in the client's own syntax."""
+    is; otherwise the token is an environment-variable reference in the client's own syntax. `auth="oauth"`: the
+    URL only (the client signs in through the identity provider). `token_source` says where a token comes from."""
     if client not in CLIENTS:
         raise ConnectError(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
     check_names(name, token_env)
@@ -134,14 +148,16 @@ def client_config(client: str, *, url: str, name: str = DEFAULT_NAME, token_env:
             f"Claude Desktop starts `mcp-platform stdio` itself, in {project}; stdio needs no token.",
             "Restart Claude Desktop (quit it fully) after changing its config."])
     check_url(url)
+    if auth == "oauth":
+        return _oauth(client, url, name, target)
     if client == "codex":
-        return _codex(url, name, token_env, token, target)
+        return _codex(url, name, token_env, token, target, token_source)
     env_ref = {"claude-code": f"${{{token_env}}}", "cursor": f"${{env:{token_env}}}",
                "windsurf": f"${{env:{token_env}}}", "vscode": f"${{input:{name}-token}}",
                "gemini": f"${{{token_env}}}"}[client]
     bearer = f"Bearer {token if token is not None else env_ref}"
     headers = {"Authorization": bearer}
-    export = f"export {token_env}=mcpp_...   # the token printed at first start, or `mcp-platform token create`"
+    export = f"export {token_env}=...   # {token_source}"
     if client == "claude-code":
         line = (f"claude mcp add --transport http {shlex.quote(name)} {shlex.quote(url)} "
                 f"--header \"Authorization: Bearer ${{{token_env}}}\"")
@@ -173,7 +189,7 @@ def client_config(client: str, *, url: str, name: str = DEFAULT_NAME, token_env:
         "VS Code asks for the token the first time it starts the server and keeps it in its secret storage."])
 
 
-def _codex(url: str, name: str, token_env: str, token: str | None, target: Path) -> ClientConfig:
+def _codex(url: str, name: str, token_env: str, token: str | None, target: Path, token_source: str) -> ClientConfig:
     """Codex CLI reads the bearer token from the variable named by `bearer_token_env_var`; a literal token goes
     in `http_headers`."""
     entry: dict[str, Any] = {"url": url}
@@ -183,8 +199,39 @@ def _codex(url: str, name: str, token_env: str, token: str | None, target: Path)
         entry["http_headers"] = {"Authorization": f"Bearer {token}"}
     line = f"codex mcp add {shlex.quote(name)} --url {shlex.quote(url)} --bearer-token-env-var {token_env}"
     return ClientConfig("codex", {"mcp_servers": {name: entry}}, target, command=line, toml=True, notes=[
-        f"export {token_env}=mcpp_...   # in the shell Codex starts from: it reads the token from there",
+        f"export {token_env}=...   # {token_source}; in the shell Codex starts from: it reads the token there",
         "`codex mcp list` shows the server; $CODEX_HOME moves the file."])
+
+
+def _oauth(client: str, url: str, name: str, target: Path) -> ClientConfig:
+    """OAuth: the URL is all a client needs; what differs is where the user clicks to sign in."""
+    quoted = f"{shlex.quote(name)} {shlex.quote(url)}"
+    if client == "codex":
+        return ClientConfig(client, {"mcp_servers": {name: {"url": url}}}, target, toml=True,
+                            command=f"codex mcp add {shlex.quote(name)} --url {shlex.quote(url)}",
+                            notes=[f"then `codex mcp login {name}` opens your identity provider's sign-in."])
+    document: dict[str, Any]
+    command = None
+    if client == "claude-code":
+        document = {"mcpServers": {name: {"type": "http", "url": url}}}
+        command = f"claude mcp add --transport http {quoted}"
+        note = "then run /mcp in Claude Code and choose Authenticate: your identity provider's sign-in opens."
+    elif client == "gemini":
+        document = {"mcpServers": {name: {"url": url, "type": "http"}}}
+        command = f"gemini mcp add --transport http {quoted}"
+        note = f"Gemini CLI finds the sign-in from the server's 401; run `/mcp auth {name}` if it does not ask."
+    elif client == "cursor":
+        document = {"mcpServers": {name: {"url": url}}}
+        note = "Cursor shows the server as needing login in its MCP settings: click it to sign in."
+    elif client == "windsurf":
+        document = {"mcpServers": {name: {"serverUrl": url}}}
+        note = "Windsurf opens your identity provider's sign-in when it first connects."
+    else:
+        document = {"servers": {name: {"type": "http", "url": url}}}
+        note = "VS Code asks you to sign in (and allow it to register itself) the first time it starts the server."
+    return ClientConfig(client, document, target, command=command, notes=[
+        note, "The client registers itself with your identity provider (dynamic client registration) or uses the "
+              "client id you configured there; no token goes in any file."])
 
 
 def merge_document(text: str, fragment: dict[str, Any], source: str) -> tuple[dict[str, Any], bool]:
@@ -279,12 +326,26 @@ def run_connect(args: argparse.Namespace) -> int:
         return 2
 
 
+def _auth_of(config: str | None, chosen: str | None) -> tuple[Auth, str]:
+    """The client auth `connect` writes: `--auth`, else what the config's `auth.mode` lets a client use."""
+    from mcp_platform.settings import load_settings
+
+    modes = load_settings(config).auth.mode
+    source = next((TOKEN_SOURCES[mode] for mode in modes if mode in TOKEN_SOURCES), TOKEN_SOURCES["bearer"])
+    if chosen is not None:
+        return ("oauth" if chosen == "oauth" else "token"), source
+    return ("oauth" if modes == ["oauth"] else "token"), source
+
+
 def _run(args: argparse.Namespace) -> int:
     client: str = args.client
     token = None
+    auth, source = _auth_of(args.config, getattr(args, "auth", None))
     if args.token_literal:
         if client == "claude-desktop":
             raise ConnectError("claude-desktop runs the server locally over stdio and needs no token")
+        if auth == "oauth":
+            raise ConnectError("--token-literal and --auth oauth exclude each other: with OAuth no file holds a token")
         if not args.write:
             raise ConnectError("--token-literal only works with --write: the token is written to the file, never "
                                "printed")
@@ -295,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
     url = "" if client == "claude-desktop" else check_url(args.url) if args.url else _default_url(args.config)
     config = client_config(client, url=url, name=args.name, token_env=args.token_env, token=token,
                            project=Path.cwd(), home=Path.home(),
-                           config_file=Path(args.config) if args.config else None)
+                           config_file=Path(args.config) if args.config else None, auth=auth, token_source=source)
     path = Path(args.file) if args.file else config.default_file
     title = _TITLES[client]
     if args.write:
@@ -308,7 +369,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(config.document, indent=2))
         return 0
     if config.command is not None:
-        print(f"# {title}: {_COMMAND_INTROS[client].format(var=args.token_env)}")
+        intro = "add the server (the client signs you in itself):" if auth == "oauth" else _COMMAND_INTROS[client]
+        print(f"# {title}: {intro.format(var=args.token_env)}")
         print(config.command)
         where = "share it with the project in" if path.is_relative_to(Path.cwd()) else "merge it into"
         print(f"\n# ...or {where} {path} (`mcp-platform connect {client} --write`):")

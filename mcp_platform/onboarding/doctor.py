@@ -1,7 +1,8 @@
 """`mcp-platform doctor URL`: probe a deployment the way clients do, and say what to fix.
 
 The checks follow a client's first minute: connect (reachable, TLS, Host), the browser guard (Origin), auth (401
-with `WWW-Authenticate: Bearer`, and no OAuth discovery answers in bearer mode, or clients start an OAuth flow),
+with `WWW-Authenticate: Bearer`; in bearer mode no OAuth discovery answers, or clients start an OAuth flow; with
+OAuth on, the metadata chain a client follows to sign in, `doctor_oauth.py`),
 both protocol eras (`initialize`, `server/discover`), streaming through whatever sits in between (a progress event
 must arrive well before the result), and what the tool list costs a client. Each finding is one line: PASS, WARN
 or FAIL, what was seen, and for the others the fix. Only a FAIL makes the exit status non-zero.
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from mcp_platform.onboarding.doctor_oauth import check_oauth
 from mcp_platform.protocol.eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 
 __all__ = ["Finding", "diagnose", "run_doctor"]
@@ -124,7 +126,11 @@ class _Doctor:
         await self.origin_check()
         bearer = self.auth(first)
         if bearer:
-            await self.oauth()
+            challenge = first.headers.get("www-authenticate", "")
+            if "resource_metadata=" in challenge:
+                await check_oauth(self.http, self.url, challenge, self.add)
+            else:
+                await self.oauth()
             if not self.token:
                 self.add("WARN", "token", "no token given: initialize, server/discover, streaming and the tool list "
                                           "were not checked", "pass --token-env NAME (or set MCP_PLATFORM_TOKEN_VALUE)")

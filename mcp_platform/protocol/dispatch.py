@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_types import SERVER_INFO_META_KEY
 from pydantic_core import to_json
 
-from mcp_platform.auth_types import Principal
+from mcp_platform.auth_types import Challenge, Principal
 from mcp_platform.context import LOG_LEVELS, InputRequired, Notify, ServerRequest, ToolContext
 from mcp_platform.core import Core
 from mcp_platform.errors import (
@@ -88,8 +88,10 @@ Handler = Callable[["Dispatcher", Call], Awaitable[dict[str, Any]]]
 
 
 class Dispatcher:
-    def __init__(self, *, core: Core, state_codec: RequestStateCodec) -> None:
+    def __init__(self, *, core: Core, state_codec: RequestStateCodec, challenge: Challenge | None = None) -> None:
         self.core = core
+        self.challenge = challenge or Challenge()
+        """What a 403 tells the client to ask its identity provider for (OAuth step-up)."""
         self.settings = core.settings
         self.registry = core.registry
         self.resources = core.resources
@@ -199,7 +201,8 @@ class Dispatcher:
         if not call.principal.allows(tool.spec.scope):
             await self._record(call.principal, name, arguments, "denied", 0.0, time.time(), call.id,
                                read_only=tool.spec.read_only)
-            raise InsufficientScope(tool.spec.scope, f"tool {name}")
+            raise InsufficientScope(tool.spec.scope, f"tool {name}", ask_for=self.challenge.scope_for(tool.spec.scope),
+                                    resource_metadata=self.challenge.resource_metadata)
         await self.hooks.check_tool_call(call.principal.name, name)
         return PreparedCall(tool, arguments)
 

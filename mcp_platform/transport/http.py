@@ -16,8 +16,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from mcp_platform.auth import TokenVerifier, bearer_token
-from mcp_platform.auth_types import ANONYMOUS, Principal
+from mcp_platform.auth import Presented, TokenVerifier, bearer_token
+from mcp_platform.auth_types import ANONYMOUS, Challenge, Principal
 from mcp_platform.errors import (
     BadRequest,
     McpPlatformError,
@@ -67,9 +67,11 @@ async def _send_reply(send: Send, reply: WireReply) -> None:
 class McpEndpoint:
     def __init__(self, *, settings: Settings, dispatcher: Dispatcher, sessions: SessionStore,
                  verifier: TokenVerifier | None, hooks: Hooks, notifier: Notifier,
-                 events: EventStore | None = None, bus: Notifier | None = None, drain: Drain | None = None) -> None:
+                 events: EventStore | None = None, bus: Notifier | None = None, drain: Drain | None = None,
+                 challenge: Challenge | None = None) -> None:
         self.dispatcher = dispatcher
         self.verifier = verifier
+        self.challenge = challenge or Challenge()
         self.hooks = hooks
         self.events = events
         self.inflight = InFlight(bus)
@@ -137,14 +139,25 @@ class McpEndpoint:
         # from its address (behind a proxy every client shares one). Verifying is a hash and an in-memory lookup,
         # so a flood of wrong tokens costs that much each, and then 429 once its address is over the limit.
         token = bearer_token(headers.get("authorization"))
-        principal = await self.verifier.verify(token) if token else None
+        refused: Unauthorized | None = None
+        principal = None
+        if token:
+            try:
+                principal = await self.verifier.verify(token, Presented(scope, headers))
+            except Unauthorized as exc:  # a verifier knew the credential and rejected it, saying why
+                refused = exc
         if principal is not None:
             return principal
         client = scope.get("client")
         ip = client[0] if client else "unknown"
         await self.hooks.check_auth_allowed(ip)
         await self.hooks.note_auth_failure(ip)
-        raise Unauthorized(credentials_sent=token is not None or "authorization" in headers)
+        challenge = self.challenge
+        scopes = " ".join(challenge.login_scopes) or None
+        sent = token is not None or "authorization" in headers
+        if refused is None:
+            raise Unauthorized(credentials_sent=sent, resource_metadata=challenge.resource_metadata, scope=scopes)
+        raise refused.challenged(credentials_sent=sent, resource_metadata=challenge.resource_metadata, scope=scopes)
 
     # -- POST --------------------------------------------------------------------------------------------------
 

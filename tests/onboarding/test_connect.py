@@ -356,3 +356,37 @@ def test_gemini_write_keeps_the_other_settings(tmp_path: Path, capsys: pytest.Ca
     assert written["mcpServers"]["docs"] == {"command": "docs-server", "args": ["--stdio"]}
     assert written["mcpServers"]["mcp-platform"]["headers"] == {
         "Authorization": "Bearer ${MCP_PLATFORM_TOKEN_VALUE}"}
+
+
+@pytest.mark.parametrize("client", [c for c in CLIENTS if c != "claude-desktop"])
+def test_with_oauth_every_remote_client_gets_the_url_and_no_token_reference(
+        client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "client-config"
+    code, out, _ = _connect(capsys, client, "--url", URL, "--auth", "oauth", "--write", "--file", str(target))
+    assert code == 0 and "sign" in out  # the note says where the user signs in
+    text = target.read_text()
+    document = tomllib.loads(text) if client == "codex" else json.loads(text)
+    entry = next(iter(next(v for k, v in document.items() if k != "inputs").values()))
+    assert URL in entry.values()
+    for absent in ("headers", "http_headers", "bearer_token_env_var", "Authorization", "MCP_PLATFORM_TOKEN_VALUE",
+                   "inputs", SECRET):
+        assert absent not in text
+
+
+def test_the_auth_mode_of_the_config_decides_what_connect_writes(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mcp-platform.toml"
+    config.write_text('[auth]\nmode = ["oauth"]\n')
+    oauth = _json(capsys, "cursor", "--config", str(config))
+    assert oauth == {"mcpServers": {"mcp-platform": {"url": URL}}}
+    config.write_text('[auth]\nmode = ["redis", "oauth"]\n')
+    code, out, _ = _connect(capsys, "cursor", "--url", URL, "--config", str(config))
+    assert code == 0 and "Bearer ${env:MCP_PLATFORM_TOKEN_VALUE}" in out and "--store redis" in out
+    assert _json(capsys, "cursor", "--config", str(config), "--auth", "oauth") == oauth  # the flag wins
+
+
+def test_a_literal_token_and_oauth_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _connect(capsys, "cursor", "--url", URL, "--auth", "oauth", "--write", "--token-literal")
+    assert code == 2 and "exclude each other" in err
+    with pytest.raises(SystemExit):  # argparse: an unknown choice is a usage error
+        main(["connect", "cursor", "--auth", "password"])

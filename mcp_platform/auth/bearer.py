@@ -1,4 +1,4 @@
-"""Bearer auth: named, scoped tokens kept only as SHA-256 hashes, verified in constant time.
+"""The `bearer` verifier: named, scoped tokens kept only as SHA-256 hashes, verified in constant time.
 
 Tokens are 256-bit random strings, so a plain SHA-256 is enough to store them (a slow password hash protects
 guessable secrets; these are not). `MCP_PLATFORM_TOKEN` adds one unnamed token with every scope.
@@ -15,16 +15,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from sqlalchemy import Column, Float, String, Table, delete, insert, select
 
+from mcp_platform.auth.chain import Presented
 from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.stores.sql import STATE_METADATA, StateDB, reachable
 
-__all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "TokenVerifier", "bearer_token", "generate_token",
-           "hash_token"]
+__all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "bearer_token", "generate_token", "hash_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+MAX_CREDENTIAL = 16384
+"""Longer is no credential of any verifier's (a JWT with many claims is a few kB); the head cap bounds it anyway."""
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The credential of an `Authorization: Bearer ...` header, or None."""
     if not authorization:
         return None
     scheme, _, credential = authorization.strip().partition(" ")
     credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential or len(credential) > 512:
+    if scheme.lower() != "bearer" or not credential or len(credential) > MAX_CREDENTIAL:
         return None
     return credential
 
@@ -67,10 +71,6 @@ class TokenInfo:
     name: str
     scopes: tuple[str, ...]
     created_at: float
-
-
-class TokenVerifier(Protocol):
-    async def verify(self, token: str) -> Principal | None: ...
 
 
 class TokenStore:
@@ -115,6 +115,8 @@ class BearerVerifier:
     while the server runs: a new token works within a second, a revoked one stops within five (`keep_fresh`, a
     background task, reloads the hashes; a request never waits on the database for a token it knows)."""
 
+    name = "bearer"
+
     def __init__(self, store: TokenStore | None, env_token: str | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
@@ -141,7 +143,8 @@ class BearerVerifier:
             logger.warning("cannot refresh tokens (%s); using the %d known ones", exc, len(self._known))
         self._loaded_once = True
 
-    async def verify(self, token: str) -> Principal | None:
+    async def verify(self, token: str, request: Presented | None = None) -> Principal | None:
+        """The token's principal, or None: not one of ours (the next verifier in `auth.mode` may know it)."""
         presented = hash_token(token)
         found = self._match(presented)
         if found is None and self._store is not None and self._clock() - self._loaded_at >= _REFRESH_INTERVAL:
@@ -174,6 +177,9 @@ class BearerVerifier:
                 await self._bounded_refresh()
         if self._reloading is not None:
             await asyncio.wait({self._reloading}, timeout=_REFRESH_TIMEOUT)
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.name, "named_tokens": len(self._known), "env_token": self._env_hash is not None}
 
     def _match(self, presented: str) -> Principal | None:
         found: Principal | None = None

@@ -1,0 +1,97 @@
+"""The verifier chain: `auth.mode` lists verifiers, each asked in turn about a presented bearer credential.
+
+A verifier answers one of three things:
+
+- a `Principal`: the credential is its own and valid;
+- `None`: not its own, so the next verifier is asked;
+- it raises `Unauthorized` (401 `invalid_token`, with why) when the credential is its own and invalid, or a
+  `ServiceUnavailable` (503 naming what is down) when it cannot decide. Neither is ever "allow".
+
+A credential goes only to the verifiers of the chain, in order, and stops at the first that claims it: a JWT of
+the configured issuer is never sent on to a forward-auth service, and no credential ever goes to a tool or an
+upstream API (the MCP spec's "no token passthrough").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from mcp_platform.auth_types import Principal
+
+__all__ = ["Presented", "TokenVerifier", "VerifierChain", "chained"]
+
+
+class Presented:
+    """The request a credential came with, for verifiers that decide by more than the token (forward auth). Read
+    lazily from the ASGI scope, so the bearer-only hot path builds nothing. `client` is the caller's address after
+    `http.trusted_proxies`; `uri` is the path and query as sent."""
+
+    __slots__ = ("_scope", "_headers")
+
+    def __init__(self, scope: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+        self._scope = scope
+        self._headers = headers
+
+    @property
+    def authorization(self) -> str:
+        return self._headers.get("authorization", "")
+
+    @property
+    def method(self) -> str:
+        return str(self._scope.get("method", "POST"))
+
+    @property
+    def uri(self) -> str:
+        path = self._scope.get("raw_path") or str(self._scope.get("path", "/")).encode()
+        query = self._scope.get("query_string") or b""
+        return (path + b"?" + query if query else path).decode("latin-1")
+
+    @property
+    def client(self) -> str:
+        client = self._scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    @property
+    def host(self) -> str:
+        return self._headers.get("host", "")
+
+    @property
+    def scheme(self) -> str:
+        return str(self._scope.get("scheme", "http"))
+
+
+class TokenVerifier(Protocol):
+    """One entry of `auth.mode`. `name` is the mode's name; `describe()` is what operators see of it (server_config,
+    doctor): never a secret, a key or a token."""
+
+    name: str
+
+    async def verify(self, token: str, request: Presented) -> Principal | None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class VerifierChain:
+    """Several verifiers, asked in `auth.mode` order until one claims the credential."""
+
+    def __init__(self, verifiers: Sequence[TokenVerifier]) -> None:
+        self.verifiers = tuple(verifiers)
+        self.name = "+".join(verifier.name for verifier in self.verifiers)
+
+    async def verify(self, token: str, request: Presented) -> Principal | None:
+        for verifier in self.verifiers:
+            principal = await verifier.verify(token, request)
+            if principal is not None:
+                return principal
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"verifiers": [verifier.describe() for verifier in self.verifiers]}
+
+
+def chained(verifiers: Sequence[TokenVerifier]) -> TokenVerifier:
+    """One verifier for the endpoint: the only one itself (no loop on the bearer-only hot path), or a chain."""
+    if len(verifiers) == 1:
+        return verifiers[0]
+    return VerifierChain(verifiers)
