@@ -268,8 +268,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack", action="append", choices=tuple(STACKS),
                         help="run only on this uvicorn stack (repeatable; default both)")
     parser.add_argument("--only", action="append", metavar="TEXT",
-                        help="run only scenarios whose name contains TEXT (repeatable; also selects the callgrind "
-                             "rows and the soak's server)")
+                        help="run only scenarios whose name contains TEXT, or is TEXT after a leading = "
+                             "(repeatable; also selects the callgrind rows and the soak's server)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run every server N times (in rounds) and report each one's best run (default 1)")
     parser.add_argument("--calls", type=int, default=1000, metavar="N",
@@ -299,7 +299,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _matches(label: str, only: Sequence[str] | None) -> bool:
-    return not only or any(t.lower() in label.lower() for t in only)
+    """Whether `--only` picks the row: a text found in its label, or `=LABEL` for that row alone."""
+    return not only or any(label.lower() == t[1:].lower() if t.startswith("=") else t.lower() in label.lower()
+                           for t in only)
 
 
 @contextlib.contextmanager
