@@ -42,11 +42,14 @@ def instrument_engine(engine: Any) -> None:
     if providers is None:
         return
     try:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
         from opentelemetry.instrumentation.sqlalchemy.version import __version__
     except ImportError:
         logger.info("database statements are not traced: pip install 'mcp-platform[otel]' for their spans")
         return
+    if SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry:
+        return  # `opentelemetry-instrument` did it for every engine: a second tracer would double each span
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.trace import get_current_span
 
@@ -79,6 +82,8 @@ def instrument_redis(client: Any) -> None:
     except ImportError:
         logger.info("Redis commands are not traced: pip install 'mcp-platform[otel]' for their spans")
         return
+    if RedisInstrumentor().is_instrumented_by_opentelemetry:
+        return  # every client is already traced (`opentelemetry-instrument`)
     RedisInstrumentor.instrument_client(client, tracer_provider=providers[0])
     for name in ("execute_command", "pipeline"):  # each now an instance attribute wrapping the class's method
         traced = getattr(client, name)
