@@ -184,3 +184,19 @@ async def test_a_stdio_session_ends_with_its_connection(tmp_path: Path, traced: 
     assert initialize.name == "initialize" and (initialize.attributes or {})["network.transport"] == "pipe"
     [point] = traced.points()
     assert point.count == 1 and dict(point.attributes or {})["network.transport"] == "pipe"
+
+
+@pytest.mark.anyio
+async def test_deleting_a_redis_session_whose_data_no_longer_validates_ends_it_quietly() -> None:
+    client = connect(require_redis())
+    ended: list[SessionData] = []
+    try:
+        await client.flushdb()
+        store = RedisSessionStore(client, ttl_seconds=60, max_sessions=10, on_end=lambda d, _: ended.append(d))
+        session_id = await store.create(SessionData(protocol_version="2025-03-26", principal="eve"))
+        await client.set(f"mcpp:session:{session_id}", b'{"protocol_version": 7, "hostile": "\\u0000"}', xx=True)
+        assert await store.delete(session_id) is True
+        assert await client.exists(f"mcpp:session:{session_id}") == 0
+    finally:
+        await client.aclose()
+    assert ended == []  # nothing to time it by; the DELETE still succeeded
