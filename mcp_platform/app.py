@@ -23,7 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_platform.auth import Presented, bearer_token, start_verifiers
 from mcp_platform.capabilities import Capability, Running, start_capabilities
@@ -31,7 +31,7 @@ from mcp_platform.config_reload import install_sighup
 from mcp_platform.context import Clock
 from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background
 from mcp_platform.discovery import ToolLoader
-from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.errors import ConfigError, ServiceUnavailable, Unauthorized
 from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
@@ -131,7 +131,7 @@ def create_app(settings: Settings, *, capabilities: Sequence[Capability] | None 
         Route("/llms-full.txt", _LlmsRoute("llms-full.txt")),
         Route("/.well-known/{rest:path}", _not_found),
     ]
-    middleware = []
+    middleware = _protected_resource_metadata(settings)
     cors = settings.http.cors
     if cors.allow_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=cors.allow_origins,
@@ -299,11 +299,52 @@ async def _metrics(request: Request) -> Response:
             principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
         except Unauthorized:
             principal = None
+        except ServiceUnavailable as exc:  # a verifier cannot decide (Redis or an auth service is down)
+            return PlainTextResponse(str(exc), status_code=503, headers={"Retry-After": "5"})
         if principal is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})
     parts = [render_metrics() for render_metrics in state.running.metrics]
     return Response(b"".join(body for body, _ in parts), media_type=parts[0][1])
+
+
+def _protected_resource_metadata(settings: Settings) -> list[Middleware]:
+    """RFC 9728 metadata, only when `oauth` is on (bearer only: the well-known paths stay 404)."""
+    if "oauth" not in settings.auth.mode:
+        return []
+    from mcp_platform.protected_resource import resolve
+
+    resource = resolve(settings)
+    return [Middleware(_Metadata, paths=frozenset(resource.metadata_paths(settings.http.path)),
+                       body=bytes(JSONResponse(resource.document()).body))]
+
+
+class _Metadata:
+    """Serves the protected-resource document ahead of the CORS middleware: it is public and open to every origin
+    (browser-based clients read it before they have a token, with a preflight when they send MCP headers),
+    whatever `http.cors` allows for `/mcp`."""
+
+    _CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, HEAD, OPTIONS",
+             "access-control-allow-headers": "*", "access-control-max-age": "86400"}
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], body: bytes) -> None:
+        self.app = app
+        self.paths = paths
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        if scope["method"] in ("GET", "HEAD"):
+            response = Response(self.body, media_type="application/json",
+                                headers={**self._CORS, "cache-control": "public, max-age=3600"})
+        elif scope["method"] == "OPTIONS":
+            response = Response(status_code=204, headers=self._CORS)
+        else:
+            response = Response(status_code=405, headers={"allow": "GET, HEAD, OPTIONS"})
+        await response(scope, receive, send)
 
 
 async def _not_found(request: Request) -> Response:

@@ -155,6 +155,11 @@ def _token(args: argparse.Namespace) -> int:
     from mcp_platform.stores.sql import StateDB
 
     settings = load_settings(args.config)
+    if args.store == "redis":
+        return _redis_token(args, settings)
+    if getattr(args, "expires_in", None) is not None:
+        print("error: --expires-in needs --store redis (state tokens last until revoked)", file=sys.stderr)
+        return 2
 
     async def run() -> int:
         db = StateDB(settings.state.url)
@@ -183,6 +188,59 @@ def _token(args: argparse.Namespace) -> int:
             await db.close()
 
     return asyncio.run(run())
+
+
+def _redis_token(args: argparse.Namespace, settings: Settings) -> int:
+    """`token ... --store redis`: the tokens the `redis` verifier reads (`auth.redis`), kept by name."""
+    import time
+
+    from redis.exceptions import RedisError
+
+    from mcp_platform.auth.redis_admin import RedisTokenStore, parse_duration
+    from mcp_platform.auth.redis_tokens import SERVICE, open_client
+    from mcp_platform.stores.redis_client import UNREACHABLE, unreachable_reason
+
+    async def run() -> int:
+        client, location = open_client(settings)
+        store = RedisTokenStore(client, settings.auth.redis.key_prefix)
+        try:
+            if args.token_command == "create":
+                scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+                expires_in = None if args.expires_in is None else parse_duration(args.expires_in)
+                token = await store.create(args.name, scopes, expires_in)
+                print(token)
+                until = "never expires" if expires_in is None else f"expires at {_utc(time.time() + expires_in)}"
+                print(f"token {args.name!r} created in Redis ({location}) with scopes {', '.join(scopes)}; it "
+                      f"{until} and is shown only this once", file=sys.stderr)
+            elif args.token_command == "list":
+                for info in await store.list():
+                    expiry = "never" if info.expires_at is None else _utc(info.expires_at)
+                    print(f"{info.name}\t{','.join(info.scopes) or '-'}\t{expiry}\t{info.state}")
+            elif not await store.revoke(args.name):
+                print(f"no token named {args.name!r} in Redis ({location})", file=sys.stderr)
+                return 1
+            else:
+                print(f"token {args.name!r} revoked", file=sys.stderr)
+            return 0
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except UNREACHABLE as exc:
+            print(f"error: {SERVICE} at {location} is unavailable: {unreachable_reason(exc)}", file=sys.stderr)
+            return 1
+        except RedisError as exc:  # a refused command (ACL, a key of the wrong type): its text names no secret
+            print(f"error: {SERVICE} at {location} refused the command: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _utc(seconds: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _tools(args: argparse.Namespace) -> int:
@@ -339,12 +397,17 @@ def _parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="manage bearer tokens")
     token.add_argument("--config", help="TOML config file")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", choices=["state", "redis"], default="state",
+                       help="state: the server's named tokens (auth.mode bearer; default); redis: the tokens "
+                            "auth.mode redis reads from auth.redis")
     token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create a token and print it once")
+    create = token_sub.add_parser("create", help="create a token and print it once", parents=[store])
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", default="read", help="comma-separated: read, write, admin (default read)")
-    token_sub.add_parser("list", help="list token names and scopes (never the tokens)")
-    revoke = token_sub.add_parser("revoke", help="revoke a token by name")
+    create.add_argument("--expires-in", help="--store redis: lifetime such as 3600, 90m, 12h or 30d (default never)")
+    token_sub.add_parser("list", help="list token names and scopes (never the tokens)", parents=[store])
+    revoke = token_sub.add_parser("revoke", help="revoke a token by name", parents=[store])
     revoke.add_argument("name")
     token.set_defaults(func=_token)
 

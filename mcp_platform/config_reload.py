@@ -30,7 +30,7 @@ ReloadCallback = Callable[[Settings], Awaitable[None]]
 """Told the new settings after a reload was applied."""
 
 RESTART_FIELDS: tuple[str, ...] = ("http.host", "http.port", "http.path", "state.url", "database.url", "tools.dirs",
-                                   "auth.mode", "log_level", "log.format")
+                                   "auth.mode", "auth.oauth", "auth.redis", "auth.forward", "log_level", "log.format")
 """Settings read once at start: a change to them is applied to the settings object but takes a restart to act."""
 
 

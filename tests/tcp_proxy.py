@@ -11,7 +11,8 @@ from tests.support import free_port
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target, in its own thread and loop. `cut()` closes the listener and every
-    connection (the service looks down); `restore()` listens again on the same port."""
+    connection (the service looks down); `restore()` listens again on the same port. `stall()` keeps connections
+    open but holds every byte back (the service looks hung); `flow()` lets them through again."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.port = free_port()
@@ -20,6 +21,8 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._thread.start()
         self.restore()
 
@@ -29,6 +32,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -60,7 +64,20 @@ class TcpProxy:
     def cut(self) -> None:
         self._call(self._cut())
 
+    async def _flow(self, on: bool) -> None:
+        if on:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
+    def stall(self) -> None:
+        self._call(self._flow(False))
+
+    def flow(self) -> None:
+        self._call(self._flow(True))
+
     def close(self) -> None:
+        self.flow()
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)

@@ -13,7 +13,7 @@ from mcp_platform.app import create_app
 from mcp_platform.auth import BearerVerifier, Presented, TokenStore, bearer_token, chained, hash_token
 from mcp_platform.auth_types import Principal, expand_scopes
 from mcp_platform.cli import main
-from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.errors import ConfigError, CredentialUnverifiable, StoreUnavailable, Unauthorized
 from mcp_platform.settings import load_settings
 from mcp_platform.stores.sql import StateDB
 from tests.support import (
@@ -207,3 +207,38 @@ def test_a_rejection_reason_and_the_oauth_hints_reach_the_challenge_header_quote
     assert 'scope="mcp:read mcp:write"' in header and 'error="invalid_token"' in header
     assert "\r" not in header and "\n" not in header and 'kid ?x?' in header and "é" not in header
     assert Unauthorized(credentials_sent=False).wire_headers()[0][1] == b'Bearer realm="mcp-platform"'
+
+
+class _Down:
+    name = "down"
+
+    async def verify(self, token: str, request: Presented) -> Principal | None:
+        raise StoreUnavailable("the Redis token store is unavailable: connection refused")
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.name}
+
+
+@pytest.mark.anyio
+async def test_a_verifier_that_cannot_decide_lets_later_ones_claim_and_otherwise_its_outage_is_the_answer() -> None:
+    later = _Known("later", {"ci": "ci"})
+    chain = chained([_Down(), later])
+    request = Presented({}, {})
+    assert await chain.verify("ci", request) == Principal("ci", frozenset({"read"}))
+    with pytest.raises(StoreUnavailable, match="Redis token store"):  # 503, not a 401 for a maybe-valid token
+        await chain.verify("unknown", request)
+    with pytest.raises(Unauthorized):  # a later verifier that knows the token and rejects it decides
+        await chain.verify("bad-later", request)
+
+
+class _OwnButUnverifiable(_Down):
+    async def verify(self, token: str, request: Presented) -> Principal | None:
+        raise CredentialUnverifiable("the identity provider's JWKS (idp.example)", "connection refused")
+
+
+@pytest.mark.anyio
+async def test_a_credential_its_verifier_claims_but_cannot_check_goes_to_no_later_verifier() -> None:
+    later = _Known("later", {"jwt": "someone"})
+    with pytest.raises(CredentialUnverifiable, match="JWKS"):
+        await chained([_OwnButUnverifiable(), later]).verify("jwt", Presented({}, {}))
+    assert later.asked == []  # a JWT is never handed to, say, a forward-auth service while the JWKS is down

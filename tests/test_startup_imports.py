@@ -51,4 +51,12 @@ def test_a_default_start_imports_no_redis_postgres_or_sdk_server_client(tmp_path
     assert "mcp_platform" in imported and "sqlalchemy" in imported  # the probe really started the server
     assert not {"redis", "asyncpg"} & imported
     assert "mcp" not in imported  # the SDK package (client, server, auth, OpenTelemetry): only mcp_types is used
-    assert not {"httpx", "httpx2", "opentelemetry", "cryptography"} & imported
+    assert not {"httpx", "httpx2", "opentelemetry", "cryptography", "jwt"} & imported
+
+
+def test_only_oauth_mode_imports_pyjwt(tmp_path: Path) -> None:
+    imported = _modules_after_default_start(tmp_path, {
+        "MCP_PLATFORM_AUTH__MODE": "bearer,oauth", "MCP_PLATFORM_AUTH__OAUTH__ISSUER": "https://idp.example/",
+        "MCP_PLATFORM_AUTH__OAUTH__HS256_SECRET": "startup-imports-hs256-secret-0123456789"})
+    assert {"jwt", "cryptography"} <= _top_level(imported)
+    assert "mcp_platform.auth.oauth" in imported

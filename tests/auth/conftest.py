@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.auth.authorization_server import AuthorizationServer, authorization_server
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthorizationServer]:
+    """The identity provider of one test module: oidc-provider on loopback (state shared by the module's tests;
+    each test registers its own client)."""
+    with authorization_server(tmp_path_factory.mktemp("idp")) as server:
+        yield server
