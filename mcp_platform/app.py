@@ -31,7 +31,7 @@ from mcp_platform.config_reload import install_sighup
 from mcp_platform.context import Clock
 from mcp_platform.core import Core, HealthCheck, announce, open_core, run_in_background
 from mcp_platform.discovery import ToolLoader
-from mcp_platform.errors import ConfigError, ServiceUnavailable, Unauthorized
+from mcp_platform.errors import ConfigError, McpPlatformError, Unauthorized
 from mcp_platform.exposure import Exposure
 from mcp_platform.hooks import Hooks
 from mcp_platform.protocol.dispatch import Dispatcher
@@ -299,8 +299,9 @@ async def _metrics(request: Request) -> Response:
             principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
         except Unauthorized:
             principal = None
-        except ServiceUnavailable as exc:  # a verifier cannot decide (Redis or an auth service is down)
-            return PlainTextResponse(str(exc), status_code=503, headers={"Retry-After": "5"})
+        except McpPlatformError as exc:  # a forward-auth service forbade it (403) or could not decide (503)
+            return PlainTextResponse(exc.wire_message, status_code=exc.http_status or 503,
+                                     headers={k.decode(): v.decode() for k, v in exc.wire_headers()})
         if principal is None:
             return PlainTextResponse("a bearer token is required", status_code=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="mcp-platform"'})

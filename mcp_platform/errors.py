@@ -17,15 +17,18 @@
     │   ├── ResourceNotFound             -32002 (handshake era) / -32602 (2026-07-28), with `data.uri`
     │   ├── InternalError                -32603  a bug on our side; never carries the traceback
     │   ├── Unauthorized                 -32001  401, `WWW-Authenticate: Bearer` challenge
+    │   │   └── AuthServiceRefused           the forward-auth service's 401 (it refuses whatever it does not know)
     │   ├── SessionNotFound              -32001  404, unknown, expired or another token's session
     │   ├── HeaderMismatch               -32020  Mcp-* routing headers disagree with the body
     │   ├── MissingClientCapability      -32021
     │   └── UnsupportedProtocolVersion   -32022  with `data.supported` and `data.requested`
     ├── InsufficientScope            -32003  403 `insufficient_scope` challenge, `data.requiredScope`
+    ├── AuthServiceForbidden         -32003  403, the forward-auth service refused the caller (no challenge)
     ├── RateLimited                  -32029  429 with `Retry-After` and `data.retryAfter`
     ├── ServiceUnavailable           -32603  503 with `Retry-After` (e.g. the session store is full)
-    │   └── StoreUnavailable             a backing service (Redis, PostgreSQL) is unreachable, named
-    │       └── CredentialUnverifiable       a verifier's own credential cannot be checked now (its JWKS is down)
+    │   ├── StoreUnavailable             a backing service (Redis, PostgreSQL) is unreachable, named
+    │   │   └── CredentialUnverifiable   a verifier's own credential cannot be checked now (its JWKS is down)
+    │   └── AuthServiceUnavailable       the forward-auth service cannot decide (down, slow, 5xx, misconfigured)
     ├── MethodNotAllowed             405 with `Allow` and no body (not a JSON-RPC error)
     ├── ToolError                    a tool failed in a way the model can correct: `isError: true` result
     ├── ToolTimeout                  a tool ran past its timeout: `isError: true` result naming the limit
@@ -58,6 +61,9 @@ __all__ = [
     "TOO_MANY_REQUESTS",
     "UNAUTHORIZED",
     "UNSUPPORTED_PROTOCOL_VERSION",
+    "AuthServiceForbidden",
+    "AuthServiceRefused",
+    "AuthServiceUnavailable",
     "BadRequest",
     "ConfigError",
     "CredentialUnverifiable",
@@ -267,6 +273,12 @@ class Unauthorized(ProtocolError):
         return [(b"www-authenticate", challenge.encode())]
 
 
+class AuthServiceRefused(Unauthorized):
+    """The forward-auth service's 401. It refuses every credential it does not accept, so unlike a verifier
+    rejecting a token of its own, it does not show the token was no earlier verifier's: after an earlier verifier's
+    outage, the chain answers with that outage (503) rather than this 401."""
+
+
 def _quotable(text: str) -> str:
     """Text safe inside an RFC 7235 quoted-string and an HTTP header: printable ASCII, no quote or backslash."""
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)[:200]
@@ -318,6 +330,21 @@ class InsufficientScope(McpPlatformError):
             challenge += f', resource_metadata="{self.resource_metadata}"'
         challenge += f', error_description="{_quotable(str(self))}"'
         return [(b"www-authenticate", challenge.encode())]
+
+
+class AuthServiceForbidden(McpPlatformError):
+    """The forward-auth service knew the caller and forbade the request (its 403). Not `insufficient_scope`: no
+    scope would help, so there is no challenge a client could step up with."""
+
+    code = FORBIDDEN
+    http_status = 403
+
+    def __init__(self, message: str = "the auth service forbids this caller") -> None:
+        super().__init__(message)
+
+    @property
+    def wire_message(self) -> str:
+        return f"Forbidden: {self}"
 
 
 class RateLimited(McpPlatformError):
@@ -383,6 +410,18 @@ class StoreUnavailable(ServiceUnavailable):
 class CredentialUnverifiable(StoreUnavailable):
     """A verifier knows the credential is its own (a JWT) but cannot check it now: the chain stops here with 503,
     and the credential goes to no other verifier (a JWT is never handed to a forward-auth service)."""
+
+
+class AuthServiceUnavailable(ServiceUnavailable):
+    """The forward-auth service gave no decision: unreachable, too slow, a 5xx, a redirect, or an answer it should
+    not give (an admit without a principal). The message names the service (scheme, host, port and path only) and
+    what went wrong; the request is refused, never allowed."""
+
+    retry_after = 2.0
+
+    def __init__(self, service: str, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"the auth service {service} {detail}", retry_after=retry_after)
+        self.service = service
 
 
 class MethodNotAllowed(McpPlatformError):

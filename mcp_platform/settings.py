@@ -347,8 +347,101 @@ class RedisTokenSettings(_Section):
         return prefix
 
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+"""An HTTP header name (RFC 9110 token), bounded."""
+_FORWARDED_HEADERS = frozenset({"authorization", "host", "content-length", "transfer-encoding", "connection",
+                                "x-forwarded-method", "x-forwarded-uri", "x-forwarded-for", "x-forwarded-host",
+                                "x-forwarded-proto", "x-original-method", "x-original-url"})
+"""What the forward verifier sets itself on its request to the auth service; `auth.forward.headers` may not."""
+
+
 class ForwardAuthSettings(_Section):
-    """`auth.mode` entry `forward`: each unknown credential is decided by an HTTP auth service (forward auth)."""
+    """`auth.mode` entry `forward`: each credential no earlier verifier claimed is decided by an HTTP auth service,
+    the way nginx `auth_request` and Traefik `forwardAuth` ask oauth2-proxy, Authelia or a service of your own. It
+    claims every credential that reaches it, so it goes last in `auth.mode`."""
+
+    url: str | None = None
+    """The auth service's endpoint, `http://` or `https://` (required when `auth.mode` has `forward`), e.g.
+    `http://oauth2-proxy:4180/oauth2/auth` or `http://authelia:9091/api/authz/forward-auth`. It receives the
+    client's `Authorization` header as sent plus `X-Forwarded-Method`, `-Uri`, `-For`, `-Host`, `-Proto` (and
+    `X-Original-Method`/`-URL` for nginx-style endpoints); nothing else of the request, no body, no cookies. 2xx
+    admits; 401 is our 401 `invalid_token`; 403 our 403; anything else (3xx, other 4xx, 5xx, a timeout, no
+    connection) is 503 naming the auth service, never "allow". Redirects are not followed. No credentials in the
+    URL: put them in `headers`."""
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    """The HTTP method of the request to the auth service (POST sends an empty body)."""
+    timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """Longest wait for the auth service's answer, connecting included; then 503."""
+    principal_header: str = "X-Auth-Request-User"
+    """The response header naming the caller on a 2xx (oauth2-proxy with `--set-xauthrequest`:
+    `X-Auth-Request-User`; Authelia: `Remote-User`). 1-256 of `A-Z a-z 0-9 _ . @ + = : / -`. A 2xx without it is a
+    misconfiguration, answered 503, never "allow"."""
+    scopes_header: str = "X-Auth-Request-Scopes"
+    """The response header with the caller's scopes, separated by spaces or commas: `read`, `write`, `admin`, or
+    names `scope_map` translates; other names are ignored (a groups header lists more than ours). Absent:
+    `default_scopes`."""
+    default_scopes: list[Literal["read", "write", "admin"]] = ["read"]
+    """The scopes of an admitted caller whose answer has no `scopes_header`."""
+    scope_map: dict[str, Literal["read", "write", "admin"]] = {}
+    """The auth service's scope or group names -> ours, e.g. `{ "mcp-admins" = "admin" }` with
+    `scopes_header = "Remote-Groups"` (Authelia)."""
+    headers: dict[str, SecretStr] = {}
+    """Static headers added to every request to the auth service, e.g. a shared secret that tells it the request
+    is ours. Values are secrets: never logged or shown. Cannot replace the headers the verifier sets."""
+    cache_seconds: float = Field(5.0, ge=0, le=3600)
+    """How long a decision (admit, 401, 403; never a 503) is reused for the same token, on this instance. A token the
+    auth service revokes stops working within this time. 0: ask on every request."""
+    cache_size: int = Field(10_000, ge=1, le=1_000_000)
+    """Decisions kept at most; the oldest go first."""
+    max_connections: int = Field(100, ge=1, le=10_000)
+    """Connections to the auth service at most (pooled, kept alive); requests beyond wait, within the timeout."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a malformed port)
+        except ValueError:
+            raise ValueError("is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("may not hold credentials; put them in auth.forward.headers")
+        if parts.fragment or len(url) > 2048 or any(not "!" <= c <= "~" for c in url):
+            raise ValueError("must be at most 2048 printable ASCII characters, without a #fragment")
+        return url
+
+    @field_validator("principal_header", "scopes_header")
+    @classmethod
+    def _header_name(cls, name: str) -> str:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError("must be an HTTP header name (1-64 of A-Z a-z 0-9 and !#$%&'*+.^_`|~-)")
+        return name
+
+    @field_validator("scope_map")
+    @classmethod
+    def _scope_names(cls, table: dict[str, str]) -> dict[str, str]:
+        for name in table:
+            if not 1 <= len(name) <= 128 or any(not "!" <= c <= "~" or c == "," for c in name):
+                raise ValueError(f"{name[:60]!r}: a scope or group name is 1-128 printable ASCII characters, no "
+                                 "space or comma")
+        return table
+
+    @field_validator("headers")
+    @classmethod
+    def _static_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name[:60]!r} is not an HTTP header name")
+            if name.lower() in _FORWARDED_HEADERS:
+                raise ValueError(f"{name} is set by the forward verifier itself")
+            text = value.get_secret_value()
+            if len(text) > 4096 or any(not (" " <= c <= "~" or c == "\t") for c in text):
+                raise ValueError(f"the value of {name} must be at most 4096 printable ASCII characters")
+        return headers
 
 
 class AuthSettings(_Section):
@@ -385,7 +478,15 @@ class AuthSettings(_Section):
             raise ValueError("each verifier may appear once")
         if "none" in mode and len(mode) > 1:
             raise ValueError("'none' turns auth off and cannot be combined with a verifier")
+        if "forward" in mode and mode[-1] != "forward":
+            raise ValueError("'forward' claims every credential it is asked about, so it must come last")
         return mode
+
+    @model_validator(mode="after")
+    def _forward_url(self) -> AuthSettings:
+        if "forward" in self.mode and self.forward.url is None:
+            raise ValueError("auth.forward.url is required when auth.mode has 'forward'")
+        return self
 
     @property
     def off(self) -> bool:

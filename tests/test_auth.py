@@ -144,7 +144,8 @@ def test_no_auth_is_refused_off_loopback(tmp_path: Path, monkeypatch: pytest.Mon
     (" bearer , redis ", ["bearer", "redis"]), (["forward"], ["forward"]),
 ])
 def test_auth_mode_takes_one_name_a_list_or_comma_separated_names(given: object, expected: list[str]) -> None:
-    assert load_settings(auth={"mode": given}).auth.mode == expected
+    forward = {"url": "http://127.0.0.1:9/auth"}  # forward needs its service
+    assert load_settings(auth={"mode": given, "forward": forward}).auth.mode == expected
 
 
 def test_auth_mode_from_the_environment_is_a_plain_name_or_names(monkeypatch: pytest.MonkeyPatch) -> None:

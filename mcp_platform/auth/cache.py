@@ -12,6 +12,7 @@ cancel it for the others. A lookup that raises (the service is down) is not kept
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -32,9 +33,10 @@ MISSING = Missing()
 
 class AnswerCache(Generic[T]):
     """`get(key)` answers from memory while the kept answer is younger than `max_age` seconds, else through
-    `fetch(key)`. `admits(answer)` says which table an answer goes to. Timing is `clock` (monotonic)."""
+    `fetch(key)`, or through the lookup `get` is given (`fetch` None: every `get` passes one). `admits(answer)` says
+    which table an answer goes to. Timing is `clock` (monotonic)."""
 
-    def __init__(self, fetch: Callable[[str], Awaitable[T]], admits: Callable[[T], bool], *, size: int,
+    def __init__(self, fetch: Callable[[str], Awaitable[T]] | None, admits: Callable[[T], bool], *, size: int,
                  max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
         self._admits = admits
@@ -61,21 +63,27 @@ class AnswerCache(Generic[T]):
                 del table[key]
         return MISSING
 
-    async def get(self, key: str) -> T:
+    async def get(self, key: str, lookup: Callable[[], Awaitable[T]] | None = None) -> T:
+        """`lookup`, when given, replaces `fetch(key)`: for a verifier whose question carries more than the key
+        (forward auth sends the request's method and URI). Callers arriving while one is running share it."""
         answer = self.fresh(key)
         if not isinstance(answer, Missing):
             return answer
         now = self._clock()
         task = self._pending.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._lookup(key, now))
+            if lookup is None:
+                if self._fetch is None:
+                    raise TypeError("this cache has no fetch: pass get() a lookup")
+                lookup = functools.partial(self._fetch, key)
+            task = asyncio.get_running_loop().create_task(self._lookup(key, now, lookup))
             task.add_done_callback(_retrieve)
             self._pending[key] = task
         return await asyncio.shield(task)
 
-    async def _lookup(self, key: str, started: float) -> T:
+    async def _lookup(self, key: str, started: float, lookup: Callable[[], Awaitable[T]]) -> T:
         try:
-            answer = await self._fetch(key)
+            answer = await lookup()
         finally:
             self._pending.pop(key, None)
         # Aged from when the lookup began: a key deleted while it ran is forgotten within max_age of the delete.

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mcp_platform.auth_types import Principal
-from mcp_platform.errors import CredentialUnverifiable, ServiceUnavailable
+from mcp_platform.errors import AuthServiceRefused, CredentialUnverifiable, ServiceUnavailable
 
 __all__ = ["Presented", "TokenVerifier", "VerifierChain", "chained"]
 
@@ -95,6 +95,12 @@ class VerifierChain:
             except ServiceUnavailable as exc:
                 outage = outage or exc
                 continue
+            except AuthServiceRefused:
+                # Forward auth refuses whatever it does not know, the token an earlier verifier could not check
+                # included: that verifier's outage is the answer, not a 401 that makes a client drop the token.
+                if outage is not None:
+                    raise outage from None
+                raise
             if principal is not None:
                 return principal
         if outage is not None:

@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mcp_platform.auth.chain import Presented, TokenVerifier
 from mcp_platform.auth.jwks import MIN_RSA_BITS, JwksKeys, KeySource, StaticKey, VerificationKey, algorithms_for
-from mcp_platform.protected_resource import ProtectedResource, resolve
 from mcp_platform.auth_types import Challenge, Principal, expand_scopes
 from mcp_platform.core import Core
 from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.protected_resource import ProtectedResource, resolve
 from mcp_platform.settings import ASYMMETRIC_ALGORITHMS, OAuthSettings, Settings
 
 __all__ = ["OAuthVerifier", "challenge", "start"]

@@ -144,3 +144,24 @@ async def test_close_cancels_lookups_in_flight() -> None:
             waiters.start_soon(wait_for_answer)
             await eventually(lambda: service.lookups or None, what="the lookup to start")
             await answers.close()
+
+
+async def test_a_lookup_given_to_get_replaces_fetch_and_is_shared_by_concurrent_callers() -> None:
+    service, clock = Service(), TestClock()
+    answers: AnswerCache[str | None] = AnswerCache(None, lambda answer: answer is not None, size=10, max_age=5.0,
+                                                   clock=clock)
+    service.gate.clear()
+    results: list[str | None] = []
+
+    async def ask(context: str) -> None:
+        results.append(await answers.get("ok-1", lambda: service.fetch(f"ok-1 asked by {context}")))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            for context in ("first", "second", "third"):
+                group.start_soon(ask, context)
+            await eventually(lambda: service.lookups, what="the lookup")
+            service.gate.set()
+    assert results == ["ok-1 asked by first"] * 3 and service.lookups == ["ok-1 asked by first"]
+    with pytest.raises(TypeError, match="no fetch"):
+        await answers.get("ok-2")

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mcp_platform.app import create_app
 from mcp_platform.auth.oauth import OAuthVerifier
-from mcp_platform.protected_resource import resolve
 from mcp_platform.errors import ConfigError, Unauthorized
+from mcp_platform.protected_resource import resolve
 from mcp_platform.settings import load_settings
 from tests.auth.idp import HS_SECRET, ISSUER, SigningKey, make_keys, oauth_settings
 from tests.support import asgi_client, make_settings
