@@ -38,6 +38,8 @@ class SessionData(BaseModel):
     log_level: str | None = None
     initialized: bool = False
     subscriptions: list[str] = []
+    started_at: float | None = None
+    """When `initialize` opened it, in seconds since the epoch (every instance agrees), for its duration."""
 
 
 class SessionsFull(Exception):
