@@ -229,7 +229,8 @@ async def test_a_session_a_newer_instance_stored_with_fields_unknown_here_still_
     key = f"mcpp:session:{sid}"
     stored = await redis_env.admin.get(key)
     assert stored is not None
-    newer = stored.replace(b"{", b'{"field_of_a_later_release":{"x":1},', 1)
+    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    newer = text.replace("{", '{"field_of_a_later_release":{"x":1},', 1)
     await redis_env.admin.set(key, newer, keepttl=True)
     found = await store.get(sid)  # a rolling deploy: the client keeps its session
     assert found is not None and found.principal == "alice"
