@@ -296,7 +296,8 @@ async def _metrics(request: Request) -> Response:
     if state.settings.auth.metrics_requires_token and verifier is not None:
         token = bearer_token(request.headers.get("authorization"))
         try:
-            principal = await verifier.verify(token, Presented(request.scope, request.headers)) if token else None
+            presented = Presented(request.scope, request.headers, state.endpoint.hooks)
+            principal = await verifier.verify(token, presented) if token else None
         except Unauthorized:
             principal = None
         except McpPlatformError as exc:  # a forward-auth service forbade it (403) or could not decide (503)

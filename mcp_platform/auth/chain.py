@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from mcp_platform.auth_types import Principal
 from mcp_platform.errors import AuthServiceRefused, CredentialUnverifiable, ServiceUnavailable
+from mcp_platform.hooks import Hooks
 
 __all__ = ["Presented", "TokenVerifier", "VerifierChain", "chained"]
 
@@ -30,11 +31,19 @@ class Presented:
     lazily from the ASGI scope, so the bearer-only hot path builds nothing. `client` is the caller's address after
     `http.trusted_proxies`; `uri` is the path and query as sent."""
 
-    __slots__ = ("_scope", "_headers")
+    __slots__ = ("_scope", "_headers", "_hooks")
 
-    def __init__(self, scope: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+    def __init__(self, scope: Mapping[str, Any], headers: Mapping[str, str], hooks: Hooks | None = None) -> None:
         self._scope = scope
         self._headers = headers
+        self._hooks = hooks
+
+    async def before_lookup(self) -> None:
+        """A verifier that asks a service (Redis, an auth service) calls this before a lookup no cache answers: a
+        client over the failed-auth limit gets its 429 here, rather than costing that service one request per
+        made-up token. Tokens answered from memory (named tokens, known JWT keys, cached answers) never wait."""
+        if self._hooks is not None:
+            await self._hooks.check_auth_allowed(self.client)
 
     @property
     def authorization(self) -> str:

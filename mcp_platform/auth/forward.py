@@ -83,6 +83,7 @@ class ForwardVerifier:
         key = hash_token(token)
         decision = self._decisions.fresh(key)
         if isinstance(decision, Missing):
+            await request.before_lookup()
             decision = await self._decisions.get(key, lambda: self._ask(request))
         if decision == 401:
             raise AuthServiceRefused(credentials_sent=True, description="The auth service refused the token")

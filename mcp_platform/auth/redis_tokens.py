@@ -81,6 +81,8 @@ class RedisTokenVerifier:
         token_hash = hash_token(token)
         answer = self._cache.fresh(token_hash)
         if isinstance(answer, Missing):
+            if request is not None:
+                await request.before_lookup()
             answer = await self._cache.get(token_hash)
         if answer is None:
             return None

@@ -143,7 +143,7 @@ class McpEndpoint:
         principal = None
         if token:
             try:
-                principal = await self.verifier.verify(token, Presented(scope, headers))
+                principal = await self.verifier.verify(token, Presented(scope, headers, self.hooks))
             except Unauthorized as exc:  # a verifier knew the credential and rejected it, saying why
                 refused = exc
         if principal is not None:
