@@ -142,7 +142,8 @@ def render_index(registry: Registry, root: Path) -> str:
     lines = ["# mcp-platform", "", f"> {SUMMARY}", ""]
     lines += [f"- {note}" for note in NOTES]
     lines += ["", "## Docs", ""] + _links([
-        ("README", "README.md", "install, run, connect each client, tokens, the tools, configuration, protocol"),
+        ("README", "README.md", "install, run, connect each client, authentication (tokens, OAuth, Redis, forward "
+                                "auth), the tools, configuration, protocol"),
         ("Full reference", "llms-full.txt", "every tool with its arguments and an example call, the @tool API, the "
                                             "where filter language, every setting"),
         ("CLAUDE.md", "CLAUDE.md", "commands, layout and data flow, conventions, how to add a tool"),
