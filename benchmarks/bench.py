@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable a
 from benchmarks import instructions as callgrind  # noqa: E402
 from benchmarks.cluster import ClusterResult, best_cluster_of, print_cluster, run_cluster  # noqa: E402
 from benchmarks.load import WARMUP_SECONDS, WRK_TIMEOUT_SECONDS, Load, measure, wrk_command, wrk_script  # noqa: E402
+from benchmarks.otlp_sink import otlp_sink, tracing_settings  # noqa: E402
 from benchmarks.report import (  # noqa: E402
     environment,
     print_environment,
@@ -85,12 +86,17 @@ def run_row(scenario: Scenario, stack: Stack, levels: Sequence[int], seconds: fl
         return row
     probe = redis if scenario.redis else None
     workdir = root / _slug(f"{scenario.label}-{stack}")
+    stack_of_sinks = contextlib.ExitStack()  # the tracing rows' OTLP receiver, closed after the server stops
     try:
         if probe:
             probe.flush()  # no sessions or events left over from an earlier run
+        settings: dict[str, Any] = {"state": {"redis_url": probe.url}} if probe else {}
+        if scenario.tracing:
+            settings |= tracing_settings(stack_of_sinks.enter_context(otlp_sink()))
         server = spawn(scenario.server, stack, workdir, cpus[0] if cpus else None, auth=scenario.bearer,
-                       settings={"state": {"redis_url": probe.url}} if probe else None)
+                       settings=settings or None)
     except CheckFailed as exc:
+        stack_of_sinks.close()
         row.notes.append(str(exc))
         return row
     row.cold_start_ms = round(server.cold_start_s * 1000, 1)
@@ -125,6 +131,7 @@ def run_row(scenario: Scenario, stack: Stack, levels: Sequence[int], seconds: fl
     finally:
         row.peak_rss_kib = server.peak_rss_kib()
         server.stop()
+        stack_of_sinks.close()
         if logged := server.log_errors():
             row.notes.append(logged)
     return row
@@ -152,7 +159,10 @@ def run_instructions(scenarios: Sequence[Scenario], calls: int, cpu: int | None)
         print(f"callgrind {scenario.label}: ", end="", flush=True)
         entry = Instructions(scenario.label, scenario.server, scenario.era, scenario.bearer, calls)
         try:
-            entry.per_call = round(callgrind.count(scenario.server, scenario.era, scenario.bearer, calls, cpu))
+            with otlp_sink() as sink:
+                settings = tracing_settings(sink) if scenario.tracing else None
+                entry.per_call = round(callgrind.count(scenario.server, scenario.era, scenario.bearer, calls, cpu,
+                                                       settings=settings))
             print(f"{entry.per_call:,} instructions per call", flush=True)
         except (CheckFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
             entry.error = f"{type(exc).__name__}: {exc}"
@@ -258,8 +268,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack", action="append", choices=tuple(STACKS),
                         help="run only on this uvicorn stack (repeatable; default both)")
     parser.add_argument("--only", action="append", metavar="TEXT",
-                        help="run only scenarios whose name contains TEXT (repeatable; also selects the callgrind "
-                             "rows and the soak's server)")
+                        help="run only scenarios whose name contains TEXT, or is TEXT after a leading = "
+                             "(repeatable; also selects the callgrind rows and the soak's server)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run every server N times (in rounds) and report each one's best run (default 1)")
     parser.add_argument("--calls", type=int, default=1000, metavar="N",
@@ -289,7 +299,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _matches(label: str, only: Sequence[str] | None) -> bool:
-    return not only or any(t.lower() in label.lower() for t in only)
+    """Whether `--only` picks the row: a text found in its label, or `=LABEL` for that row alone."""
+    return not only or any(label.lower() == t[1:].lower() if t.startswith("=") else t.lower() in label.lower()
+                           for t in only)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,12 @@ thread: the event loop, the audit writer, SQLite's thread), divided by the numbe
 
     python benchmarks/instructions.py [--calls 1000] [--server ours|ours-core|sdk-json|starlette]
                                       [--era modern|handshake] [--no-auth] [--code DIR] [--log-level LEVEL]
+                                      [--tracing off|otlp|both]
 
 `--code DIR` runs the server from another checkout (PYTHONPATH=DIR), to compare two commits with one venv.
+`--tracing otlp` sets ours' `tracing.otlp_endpoint` to a loopback receiver that drops what it gets
+(`otlp_sink.py`): every span is built, batched, encoded and posted, and those threads are counted too; `both`
+counts tracing off and then on, side by side.
 `bench.py --instructions` runs this for ours (both eras, with bearer auth and with `--no-auth`), the SDK's
 stateful JSON mode and its 2026-07-28 JSON mode, and the plain Starlette route, in one go.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.otlp_sink import otlp_sink, tracing_settings  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     HOST,
     PATH,
@@ -124,11 +129,19 @@ def main() -> int:
     parser.add_argument("--code", help="run the server from this checkout (PYTHONPATH)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         help="ours: `log_level` in its TOML file (the shipped default, info, logs every request)")
+    parser.add_argument("--tracing", choices=["off", "otlp", "both"], default="off",
+                        help="ours: export spans over OTLP/HTTP to a loopback receiver that drops them")
     args = parser.parse_args()
-    settings = {"log_level": args.log_level} if args.log_level else None
-    per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code, settings=settings)
+    settings: dict[str, Any] = {"log_level": args.log_level} if args.log_level else {}
     auth = "bearer" if args.server.startswith("ours") and not args.no_auth else "no auth"
-    print(f"{per_call / 1000:.1f}k instructions per call ({args.server}, {args.era}, {auth}, {args.calls} calls)")
+    for traced in {"off": [False], "otlp": [True], "both": [False, True]}[args.tracing]:
+        with otlp_sink() as sink:
+            extra = settings | tracing_settings(sink) if traced else settings
+            per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code,
+                             settings=extra or None)
+        label = f", tracing on ({sink.exports} exports)" if traced else ""
+        print(f"{per_call / 1000:.1f}k instructions per call ({args.server}, {args.era}, {auth}, {args.calls} calls"
+              f"{label})", flush=True)
     return 0
 
 

@@ -22,6 +22,9 @@ class Scenario:
     redis: bool = False
     """Ours with `[state] redis_url`: sessions (read and TTL-refreshed on every handshake-era request), stream
     events, rate-limit counters and change notifications live in Redis."""
+    tracing: bool = False
+    """Ours with `tracing.otlp_endpoint` set: every span exported over OTLP/HTTP to a loopback receiver that drops
+    it (`otlp_sink.py`)."""
     stacks: tuple[Stack, ...] = ("uvloop", "asyncio")
     single_level: bool = False
     """Run at 16 connections only (a supporting row, not one the targets or the README quote)."""
@@ -33,13 +36,14 @@ class Scenario:
     @property
     def shipped(self) -> bool:
         """Ours as a user runs it: the CLI, shipped defaults, bearer auth, state in the process."""
-        return self.server == "ours" and not self.no_auth and not self.redis
+        return self.server == "ours" and not self.no_auth and not self.redis and not self.tracing
 
 
 SCENARIOS = (
     Scenario("ours 2026-07-28", "ours", "modern"),
     Scenario("ours handshake", "ours", "handshake"),
     Scenario("ours 2026-07-28 --no-auth", "ours", "modern", no_auth=True, stacks=("uvloop",), single_level=True),
+    Scenario("ours 2026-07-28 (tracing on)", "ours", "modern", tracing=True, stacks=("uvloop",), single_level=True),
     Scenario("ours 2026-07-28 (Redis)", "ours", "modern", redis=True, stacks=("uvloop",), single_level=True),
     Scenario("ours handshake (Redis)", "ours", "handshake", redis=True, stacks=("uvloop",), single_level=True),
     Scenario("core only: ours 2026-07-28", "ours-core", "modern", stacks=("uvloop",), single_level=True),
@@ -54,6 +58,7 @@ SCENARIOS = (
 INSTRUCTION_SCENARIOS = (
     Scenario("ours 2026-07-28", "ours", "modern"),
     Scenario("ours 2026-07-28 --no-auth", "ours", "modern", no_auth=True),
+    Scenario("ours 2026-07-28 (tracing on)", "ours", "modern", tracing=True),
     Scenario("ours handshake", "ours", "handshake"),
     Scenario("SDK stateful JSON", "sdk-json", "handshake"),
     Scenario("SDK 2026-07-28 (JSON mode)", "sdk-json", "modern"),

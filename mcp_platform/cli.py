@@ -32,7 +32,9 @@ def configure_logging(level: str, secrets: Sequence[str] = (), log_format: str =
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {"uvicorn": {"handlers": [], "propagate": True},
-                    "uvicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"}},
+                    "uvicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"},
+                    # One INFO line per request to a JWKS or a forward-auth service would drown the server's own.
+                    "httpx2": {"handlers": [], "propagate": True, "level": "WARNING"}},
     }
     logging.config.dictConfig(config)
     return config

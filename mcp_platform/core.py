@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mcp_platform import tracing
 from mcp_platform.config_reload import ConfigManager
 from mcp_platform.context import Backends, Clock, FlagReader
 from mcp_platform.discovery import Discovered
@@ -26,7 +27,7 @@ from mcp_platform.hooks import Hooks
 from mcp_platform.prompts import Prompts
 from mcp_platform.resources import Resources
 from mcp_platform.settings import Settings
-from mcp_platform.stores.base import EventStore, Notifier, SessionStore
+from mcp_platform.stores.base import EventStore, Notifier, SessionData, SessionStore
 from mcp_platform.stores.memory import MemoryEventStore, MemoryNotifier, MemorySessionStore
 from mcp_platform.stores.sql import StateDB
 from mcp_platform.tool_registry import Registry
@@ -102,6 +103,10 @@ class Core:
         return self.config.current
 
 
+def _session_ended(session: SessionData, late_by: float) -> None:
+    tracing.session_ended(session.started_at, session.protocol_version, "tcp", late_by=late_by)
+
+
 async def open_core(settings: Settings, stack: AsyncExitStack, *, overrides: Mapping[str, Any] | None = None,
                     clock: Clock | None = None, sessions: SessionStore | None = None,
                     discovered: Discovered | None = None) -> Core:
@@ -116,9 +121,11 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, overrides: Map
         notifier: Notifier = MemoryNotifier()
         events: EventStore = MemoryEventStore(clock=clock.now)
         bus: Notifier = MemoryNotifier()
-        shared_sessions: SessionStore = MemorySessionStore(
+        in_process = MemorySessionStore(
             ttl_seconds=settings.sessions.ttl_seconds, max_sessions=settings.sessions.max_sessions,
-            max_per_principal=settings.sessions.max_per_principal, clock=clock.now)
+            max_per_principal=settings.sessions.max_per_principal, clock=clock.now, on_end=_session_ended)
+        stack.callback(in_process.close)  # their sessions end with this process
+        shared_sessions: SessionStore = in_process
     else:
         from mcp_platform.stores.redis import (
             DEFAULT_PREFIX,
@@ -137,7 +144,8 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, overrides: Map
         events = RedisEventStore(redis)
         shared_sessions = RedisSessionStore(redis, ttl_seconds=settings.sessions.ttl_seconds,
                                             max_sessions=settings.sessions.max_sessions,
-                                            max_per_principal=settings.sessions.max_per_principal)
+                                            max_per_principal=settings.sessions.max_per_principal,
+                                            on_end=_session_ended)
     core = Core(config=ConfigManager(settings, overrides=overrides), clock=clock, state_db=state_db,
                 registry=Registry(), resources=Resources(), prompts=Prompts(), hooks=Hooks(), notifier=notifier,
                 events=events, bus=bus, sessions=sessions if sessions is not None else shared_sessions,

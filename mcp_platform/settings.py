@@ -611,13 +611,15 @@ class LogSettings(_Section):
 class TracingSettings(_Section):
     otlp_endpoint: str | None = None
     """OTLP/HTTP traces URL (e.g. `http://127.0.0.1:4318/v1/traces`): one server span per MCP request, after the
-    MCP semantic conventions, batched and exported there; the `mcp.server.operation.duration` histogram goes to
-    the same collector's `/v1/metrics`. Needs the `otel` extra (`pip install
-    'mcp-platform[otel]'`). Unset: nothing is traced, unless an OpenTelemetry SDK the operator set up (e.g.
-    `opentelemetry-instrument`) is already the global tracer provider. Read at start."""
+    MCP semantic conventions (refused ones and `initialize` included), with child spans for the SQL statements,
+    Redis commands and static-file reads it causes, batched and exported there; the
+    `mcp.server.operation.duration` and `mcp.server.session.duration` histograms go to the same collector's
+    `/v1/metrics`. Needs the `otel` extra (`pip install 'mcp-platform[otel]'`). Unset: nothing is traced or
+    instrumented, unless an OpenTelemetry SDK the operator set up (e.g. `opentelemetry-instrument`) is already the
+    global tracer provider. Read at start."""
     record_arguments: bool = False
-    """Put tool arguments and result content on spans (`gen_ai.tool.call.arguments`/`.result`). Off: they never
-    leave the server; they may hold personal data or secrets."""
+    """Put tool arguments and result content on spans (`gen_ai.tool.call.arguments`/`.result`), and the path of a
+    static-file read (`file.path`). Off: they never leave the server; they may hold personal data or secrets."""
     service_name: str = "mcp-platform"
     """The `service.name` resource attribute of exported spans."""
 

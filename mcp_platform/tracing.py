@@ -6,7 +6,9 @@ provider an operator's own SDK set-up (`opentelemetry-instrument`) made global. 
 before building anything, so a request pays one global read and no span (the API's no-op tracer still costs a
 context object and a call per request).
 
-Each request also records `mcp.server.operation.duration` when a meter provider comes with the tracer's.
+Each request also records `mcp.server.operation.duration`, and each handshake-era session that ends
+`mcp.server.session.duration`, when a meter provider comes with the tracer's. `mcp_platform.spans` adds the
+requests' child spans (database, Redis, static files) with the same provider.
 
 A span's name is `{mcp.method.name} {target}`; its attributes never hold arguments or results unless the operator
 opts in (`tracing.record_arguments`).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
 
     from mcp_platform.settings import Settings
 
-__all__ = ["ERROR_TYPE", "METHOD", "TOOL_NAME", "configure", "current", "end", "set_provider", "shutdown", "start"]
+__all__ = ["ERROR_TYPE", "METHOD", "TOOL_NAME", "configure", "current", "end", "provider", "refusal", "session_ended",
+           "set_provider", "shutdown", "start"]
 
 METHOD = "mcp.method.name"
 TOOL_NAME = "gen_ai.tool.name"
@@ -47,7 +51,10 @@ TOOL_ERROR = "tool_error"
 """`error.type` of a tools/call whose result has `isError` (the call was answered; the tool failed)."""
 
 _tracer: Tracer | None = None
+_provider: TracerProvider | None = None
+_meter_provider: MeterProvider | None = None
 _duration: Histogram | None = None
+_session_duration: Histogram | None = None
 _providers: list[Any] = []  # the SDK providers `configure` installed, flushed by `shutdown`
 _record_arguments = False
 # The conventions' advice for mcp.server.operation.duration, in seconds.
@@ -59,13 +66,29 @@ def set_provider(provider: TracerProvider | None, *, record_arguments: bool = Fa
     """Trace with `provider` from now on (None: stop tracing), and record `mcp.server.operation.duration` with
     `meter_provider` when there is one. `configure` calls it; so do tests, with SDK providers of their own,
     because the global providers can be set only once per process."""
-    global _tracer, _duration, _record_arguments
+    global _tracer, _provider, _meter_provider, _duration, _session_duration, _record_arguments
     _tracer = None if provider is None else provider.get_tracer("mcp_platform")
-    _duration = None if provider is None or meter_provider is None else \
-        meter_provider.get_meter("mcp_platform").create_histogram(
+    _provider, _meter_provider = provider, None if provider is None else meter_provider
+    _duration = _session_duration = None
+    if provider is not None and meter_provider is not None:
+        meter = meter_provider.get_meter("mcp_platform")
+        _duration = meter.create_histogram(
             "mcp.server.operation.duration", unit="s", description="Duration of one MCP request, as served",
             explicit_bucket_boundaries_advisory=_BUCKETS)
+        _session_duration = meter.create_histogram(
+            "mcp.server.session.duration", unit="s", description="Duration of one MCP session, as served",
+            explicit_bucket_boundaries_advisory=_BUCKETS)
     _record_arguments = record_arguments
+
+
+def provider() -> tuple[TracerProvider, MeterProvider | None] | None:
+    """The providers requests are traced with (for their child spans), or None when nothing is traced."""
+    return None if _provider is None else (_provider, _meter_provider)
+
+
+def records_arguments() -> bool:
+    """Whether the operator opted in to argument values on spans (`tracing.record_arguments`)."""
+    return _record_arguments
 
 
 def active() -> bool:
@@ -142,17 +165,17 @@ def _carrier(params: Mapping[str, Any], headers: Mapping[str, str] | None) -> di
 
 
 def start(request_id: str | int, method: str, params: Mapping[str, Any], *, headers: Mapping[str, str] | None,
-          protocol_version: str, session_id: str | None = None) -> Span | None:
+          protocol_version: str | None, session_id: str | None = None, start_time: int | None = None) -> Span | None:
     """The server span of one request, not yet current (the caller makes it current where the work runs), or
-    None when nothing is traced."""
+    None when nothing is traced. `start_time` (ns since the epoch): when the request arrived, if earlier."""
     tracer = _tracer
     if tracer is None:
         return None
     target, target_attribute = _target(method, params)
     attributes: dict[str, str | int] = {
-        METHOD: method, REQUEST_ID: str(request_id), PROTOCOL_VERSION: protocol_version,
-        TRANSPORT: "pipe" if headers is None else "tcp",
-    }
+        METHOD: method, REQUEST_ID: str(request_id), TRANSPORT: "pipe" if headers is None else "tcp"}
+    if protocol_version is not None:
+        attributes[PROTOCOL_VERSION] = protocol_version
     if target is not None and target_attribute is not None:
         attributes[target_attribute] = target
     if method == "tools/call":
@@ -170,7 +193,31 @@ def start(request_id: str | int, method: str, params: Mapping[str, Any], *, head
     from opentelemetry.trace import SpanKind
 
     name = method if target is None else f"{method} {target}"
-    return tracer.start_span(name, context=context, kind=SpanKind.SERVER, attributes=attributes)
+    return tracer.start_span(name, context=context, kind=SpanKind.SERVER, attributes=attributes,
+                             start_time=start_time)
+
+
+def refusal(request_id: str | int, method: str, params: Mapping[str, Any], exc: BaseException, *,
+            headers: Mapping[str, str] | None, protocol_version: str | None, start_time: int,
+            session_id: str | None = None) -> None:
+    """The span of a request refused before it became a call (rate limit, era ladder, session), ended at once."""
+    span = start(request_id, method, params, headers=headers, protocol_version=protocol_version,
+                 session_id=session_id, start_time=start_time)
+    if span is not None:
+        end(span, exc)
+
+
+def session_ended(started_at: float | None, protocol_version: str, transport: str, *,
+                  error_type: str | None = None, late_by: float = 0.0) -> None:
+    """Record `mcp.server.session.duration` for a handshake-era session that began at `started_at` (seconds since
+    the epoch, so every instance agrees) and ended `late_by` seconds before now (an expiry noticed later)."""
+    histogram = _session_duration
+    if histogram is None or started_at is None:
+        return
+    attributes = {PROTOCOL_VERSION: protocol_version, TRANSPORT: transport}
+    if error_type is not None:
+        attributes[ERROR_TYPE] = error_type
+    histogram.record(max(0.0, time.time() - started_at - late_by), attributes)
 
 
 _NO_SPAN = contextlib.nullcontext()  # reusable: entering it does nothing

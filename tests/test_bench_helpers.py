@@ -50,3 +50,27 @@ def test_targets_compare_ours_with_the_route_and_the_sdk_in_the_same_run() -> No
     assert found["bearer auth cost over --no-auth, instructions per call"] is False  # 40k
     assert found["idle RSS: ours 2026-07-28, uvloop+httptools"] is True
     assert found["cold start, ours (median of shipped rows) vs the SDK (median), uvloop+httptools"] is True
+
+
+def test_only_picks_rows_by_text_or_by_exact_label() -> None:
+    from benchmarks.bench import _matches
+
+    assert _matches("ours 2026-07-28 (tracing on)", ["tracing"])
+    assert _matches("ours 2026-07-28", ["=OURS 2026-07-28"])
+    assert not _matches("ours 2026-07-28 --no-auth", ["=ours 2026-07-28"])
+    assert _matches("anything", None)
+
+
+def test_the_otlp_sink_takes_exports_and_the_tracing_rows_point_ours_at_it() -> None:
+    import httpx2
+
+    from benchmarks.otlp_sink import otlp_sink, tracing_settings
+    from benchmarks.scenarios import INSTRUCTION_SCENARIOS, SCENARIOS
+
+    with otlp_sink() as sink:
+        reply = httpx2.post(sink.url, content=b"\x0a\x00", headers={"content-type": "application/x-protobuf"})
+        assert reply.status_code == 200 and sink.exports == 1
+        written = tomllib.loads(toml_text(merge_settings({"rate_limit": {"enabled": False}}, tracing_settings(sink))))
+    assert written["tracing"] == {"otlp_endpoint": sink.url} and written["rate_limit"] == {"enabled": False}
+    traced = [s for s in (*SCENARIOS, *INSTRUCTION_SCENARIOS) if s.tracing]
+    assert len(traced) == 2 and not any(s.shipped for s in traced)

@@ -137,6 +137,10 @@ def parse_jwks(body: bytes, allowed: Iterable[str]) -> dict[str | None, list[Ver
     return keys
 
 
+RETRY_AFTER_FAILURE = 2.0
+"""Seconds after a failed fetch before the next one (at most; `min_refresh` when that is shorter)."""
+
+
 class JwksKeys:
     """The keys at a JWKS URL. Requests that need a fetch at the same time share one; a fetch is bounded by
     `timeout` in all (connect, headers and body together), and fetches are at least `min_refresh` apart, so
@@ -171,8 +175,9 @@ class JwksKeys:
                 return found
             if now - self._attempted_at < self._min_refresh:
                 raise self._unknown(kid, alg)
-        elif now - self._attempted_at < self._min_refresh and self._problem is not None:
-            # It failed moments ago: say so without asking the provider again.
+        elif now - self._attempted_at < min(self._min_refresh, RETRY_AFTER_FAILURE) and self._problem is not None:
+            # It failed moments ago: say so without asking the provider again. Soon, though: with no keys every
+            # JWT is refused, so a provider back from a blip must not wait out the unknown-kid bound.
             raise CredentialUnverifiable(self.service, self._problem)
         await self._refresh()
         found = self._find(kid, alg)

@@ -120,7 +120,7 @@ class Dispatcher:
         session = SessionData(
             protocol_version=negotiated, principal=principal.name,
             client_info=info if isinstance(info, dict) else {},
-            client_capabilities=caps if isinstance(caps, dict) else {},
+            client_capabilities=caps if isinstance(caps, dict) else {}, started_at=time.time(),
         )
         result: dict[str, Any] = {"protocolVersion": negotiated, "capabilities": self.capabilities,
                                   "serverInfo": self.server_info}

@@ -19,6 +19,7 @@ dispatched every outcome comes back as a `WireReply`. Transports only read and w
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -87,6 +88,7 @@ class Opened:
 
     reply: bytes
     session_id: str
+    protocol_version: str = ""
 
 
 class RunningCalls(Protocol):
@@ -106,6 +108,19 @@ def _request_id(message: jsonrpc.Message) -> jsonrpc.RequestId:
 def _end_span(call: Call, exc: BaseException | None = None) -> None:
     if call.span is not None:
         tracing.end(call.span, exc)
+
+
+_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+_KNOWN_VERSIONS = frozenset((*MODERN_VERSIONS, *HANDSHAKE_PROTOCOL_VERSIONS))
+
+
+def _claimed_version(message: jsonrpc.Message, facts: Facts) -> str | None:
+    """The protocol version a refused request claimed (header, else envelope), if it is one we know: a span holds
+    no free text of the client's."""
+    claimed = facts.headers.get("mcp-protocol-version") if facts.headers is not None else None
+    if claimed is None and isinstance(meta := message.params.get("_meta"), dict):
+        claimed = meta.get(_VERSION_KEY)
+    return claimed if isinstance(claimed, str) and claimed in _KNOWN_VERSIONS else None
 
 
 def _notification(method: str, params: dict[str, Any]) -> bytes:
@@ -177,8 +192,40 @@ class ProtocolEdge:
         if self.drain is not None and self.drain.started:
             raise Draining
 
-    async def accept(self, message: jsonrpc.Message, facts: Facts) -> Call | Accepted | Opened:
-        """Streamable HTTP: the era is chosen per message, by the version header or else a modern envelope."""
+    # -- spans of requests that never become a call ---------------------------------------------------------------
+
+    def trace_refusal(self, message: jsonrpc.Message, facts: Facts, started: int, exc: BaseException) -> None:
+        """The server span of a request refused before it became a call (budget, drain, era ladder, session), so
+        that every request has one, its `error.type` the JSON-RPC code."""
+        if message.kind == "request":
+            tracing.refusal(_request_id(message), message.method, message.params, exc, headers=facts.headers,
+                            protocol_version=_claimed_version(message, facts), start_time=started)
+
+    def trace_initialize(self, message: jsonrpc.Message, facts: Facts, started: int, protocol_version: str,
+                         session_id: str | None = None) -> None:
+        """The server span of an `initialize` that opened a session (it is no call either)."""
+        span = tracing.start(_request_id(message), message.method, message.params, headers=facts.headers,
+                             protocol_version=protocol_version, session_id=session_id, start_time=started)
+        if span is not None:
+            tracing.end(span)
+
+    async def _traced_accept(self, message: jsonrpc.Message, facts: Facts) -> Call | Accepted | Opened:
+        started = time.time_ns()
+        try:
+            accepted = await self.accept(message, facts, traced=True)
+        except Exception as exc:
+            self.trace_refusal(message, facts, started, exc)
+            raise
+        if isinstance(accepted, Opened):
+            self.trace_initialize(message, facts, started, accepted.protocol_version, accepted.session_id)
+        return accepted
+
+    async def accept(self, message: jsonrpc.Message, facts: Facts, *, traced: bool = False,
+                     ) -> Call | Accepted | Opened:
+        """Streamable HTTP: the era is chosen per message, by the version header or else a modern envelope.
+        `traced`: `_traced_accept` is on it (with tracing off a request pays no extra frame for spans)."""
+        if not traced and message.kind == "request" and tracing.active():
+            return await self._traced_accept(message, facts)
         assert facts.headers is not None
         if message.kind == "request" and self.drain is not None and self.drain.started:
             facts.modern = is_modern(facts.headers.get("mcp-protocol-version"), message.raw)
@@ -211,7 +258,7 @@ class ProtocolEdge:
             session_id = await self.sessions.create(session)
         except SessionsFull as exc:
             raise ServiceUnavailable(str(exc), retry_after=30) from None
-        return Opened(reply, session_id)
+        return Opened(reply, session_id, session.protocol_version)
 
     async def session(self, facts: Facts) -> tuple[str, SessionData]:
         """The handshake session the request names in `Mcp-Session-Id`, checked against its token and version."""

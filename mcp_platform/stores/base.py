@@ -28,7 +28,9 @@ def new_session_id() -> str:
 class SessionData(BaseModel):
     """What `initialize` negotiated. JSON-able values only, so a shared store can hold it for every instance."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are dropped, not refused: during a rolling deploy a newer instance stores fields an older one
+    # does not know yet (`started_at` was one), and its clients must not lose their sessions over it.
+    model_config = ConfigDict(extra="ignore")
 
     protocol_version: str
     principal: str
@@ -38,6 +40,8 @@ class SessionData(BaseModel):
     log_level: str | None = None
     initialized: bool = False
     subscriptions: list[str] = []
+    started_at: float | None = None
+    """When `initialize` opened it, in seconds since the epoch (every instance agrees), for its duration."""
 
 
 class SessionsFull(Exception):

@@ -137,7 +137,11 @@ class MemorySessionStore:
     at the cap, the principal holding the most does; when every principal holds one, `create` refuses."""
 
     def __init__(self, *, ttl_seconds: float, max_sessions: int, max_per_principal: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_end: Callable[[SessionData, float], None] | None = None) -> None:
+        """`on_end(data, late_by)` hears of each session that ends (deleted, expired, evicted, or still open at
+        `close`); `late_by`: how long ago it expired, when that was noticed later."""
+        self._on_end = on_end
         self._ttl = ttl_seconds
         self._max = max_sessions
         self._quota = max_sessions if max_per_principal is None else max_per_principal
@@ -146,7 +150,9 @@ class MemorySessionStore:
         # Per principal, its session ids in last-seen order (the same order as `_items`, restricted to it).
         self._owned: dict[str, OrderedDict[str, None]] = {}
 
-    def _drop(self, session_id: str) -> bool:
+    def _drop(self, session_id: str, *, ends: bool = True, now: float | None = None) -> bool:
+        """Forget a session: its end, unless it is only re-filed; `now` when it expired (it ended a TTL after it
+        was last seen)."""
         entry = self._items.pop(session_id, None)
         if entry is None:
             return False
@@ -155,6 +161,8 @@ class MemorySessionStore:
             owned.pop(session_id, None)
             if not owned:
                 del self._owned[entry[1].principal]
+        if ends and self._on_end is not None:
+            self._on_end(entry[1], 0.0 if now is None else max(0.0, now - entry[0] - self._ttl))
         return True
 
     def _touch(self, session_id: str, now: float, data: SessionData) -> None:
@@ -170,7 +178,7 @@ class MemorySessionStore:
             first_id, (seen, _) = next(iter(self._items.items()))
             if now - seen < self._ttl:
                 break
-            self._drop(first_id)
+            self._drop(first_id, now=now)
 
     def _evict_oldest_of(self, principal: str) -> None:
         self._drop(next(iter(self._owned[principal])))
@@ -196,7 +204,7 @@ class MemorySessionStore:
             return None
         now = self._clock()
         if now - entry[0] >= self._ttl:
-            self._drop(session_id)
+            self._drop(session_id, now=now)
             return None
         self._touch(session_id, now, entry[1])
         return entry[1]
@@ -205,7 +213,7 @@ class MemorySessionStore:
         entry = self._items.get(session_id)
         if entry is not None:
             if entry[1].principal != data.principal:
-                self._drop(session_id)  # re-filed under its new owner
+                self._drop(session_id, ends=False)  # re-filed under its new owner
             self._touch(session_id, self._clock(), data)
 
     async def delete(self, session_id: str) -> bool:
@@ -218,6 +226,13 @@ class MemorySessionStore:
     def size(self) -> int:
         """Open sessions (expired ones not yet swept may be included); cheap enough for a metrics gauge."""
         return len(self._items)
+
+    def close(self) -> None:
+        """At shutdown: the sessions still open end with the process that holds them."""
+        now = self._clock()
+        while self._items:
+            session_id, (seen, _) = next(iter(self._items.items()))
+            self._drop(session_id, now=now if now - seen >= self._ttl else None)
 
 
 class MemoryRateLimitStore:

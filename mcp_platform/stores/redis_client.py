@@ -18,6 +18,7 @@ from redis.exceptions import AuthenticationError, BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from mcp_platform import spans
 from mcp_platform.errors import StoreUnavailable
 
 __all__ = ["DEFAULT_PREFIX", "UNREACHABLE", "connect", "redis_health", "unavailable", "unreachable_reason"]
@@ -38,7 +39,7 @@ def connect(url: str, *, socket_timeout: float = 3.0, connect_timeout: float = 1
     backoff, which hides a failover or a restart; idle connections are checked every `health_check_interval` s.
     Responses are bytes (`decode_responses=False`): stream events are stored as raw bytes.
     """
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
@@ -48,6 +49,8 @@ def connect(url: str, *, socket_timeout: float = 3.0, connect_timeout: float = 1
         client_name=client_name,
         decode_responses=False,
     )
+    spans.instrument_redis(client)  # only when requests are traced
+    return client
 
 
 def unreachable_reason(exc: BaseException) -> str:

@@ -18,7 +18,9 @@ from the prefix, which a single Redis (not Redis Cluster) allows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -118,8 +120,12 @@ use(ARGV[3], owner)
 return value
 """
 
+# The session's JSON when it was there (for its duration), else what `drop` removed (0).
 _DELETE = _HEADER + """
-return drop(ARGV[3])
+local value = redis.call('GET', prefix .. 'session:' .. ARGV[3])
+local removed = drop(ARGV[3])
+if value and removed == 1 then return value end
+return removed
 """
 
 _COUNT = _PRUNE + """
@@ -132,7 +138,11 @@ class RedisSessionStore:
     the same prefix (eviction as in `MemorySessionStore`)."""
 
     def __init__(self, client: aioredis.Redis, *, ttl_seconds: float, max_sessions: int,
-                 max_per_principal: int | None = None, prefix: str = DEFAULT_PREFIX) -> None:
+                 max_per_principal: int | None = None, prefix: str = DEFAULT_PREFIX,
+                 on_end: Callable[[SessionData, float], None] | None = None) -> None:
+        """`on_end(data, 0.0)` hears of each session deleted here. Expiry happens in Redis, unseen, and a session
+        outlives the instance that opened it, so neither is heard of."""
+        self._on_end = on_end
         self._client = client
         self._ttl_ms = max(1, round(ttl_seconds * 1000))
         self._max = max_sessions
@@ -174,7 +184,13 @@ class RedisSessionStore:
 
     async def delete(self, session_id: str) -> bool:
         with unavailable():
-            return bool(await self._delete(keys=self._keys, args=[self._ttl_ms, self._prefix, session_id]))
+            raw: Any = await self._delete(keys=self._keys, args=[self._ttl_ms, self._prefix, session_id])
+        if not isinstance(raw, bytes):
+            return bool(raw)
+        if self._on_end is not None:
+            with contextlib.suppress(ValidationError):  # written by an incompatible version: no duration to tell
+                self._on_end(SessionData.model_validate_json(raw), 0.0)
+        return True
 
     async def count(self) -> int:
         with unavailable():

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from mcp_platform import spans
 from mcp_platform.errors import StoreUnavailable
 
 __all__ = ["STATE_METADATA", "StateDB", "ensure_sqlite_folder", "is_unreachable", "reachable"]
@@ -59,6 +60,7 @@ class StateDB:
         ensure_sqlite_folder(url)
         # pre_ping: a connection that died while the database was away is replaced instead of failing a request.
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        spans.instrument_engine(self.engine)
         if self.engine.dialect.name == "sqlite":
             # WAL lets readers run while one writer commits; busy_timeout waits on a lock instead of failing.
             @event.listens_for(self.engine.sync_engine, "connect")

@@ -24,13 +24,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 from pydantic_core import to_json
 
-from mcp_platform import logcontext
+from mcp_platform import logcontext, tracing
 from mcp_platform.auth_types import ANONYMOUS, Principal
 from mcp_platform.errors import (
     InvalidRequest,
@@ -79,6 +80,7 @@ class StdioConnection:
 
     async def serve(self, lines: AsyncIterator[bytes]) -> None:
         """Handle every line until EOF, then let running calls finish (their results can still be read)."""
+        failure: str | None = None
         try:
             async for line in lines:
                 await self.receive(line)
@@ -86,7 +88,13 @@ class StdioConnection:
             for task in list(self._inflight.values()):
                 task.cancel()
             raise
+        except Exception as exc:  # the pipes broke: the session ends in error
+            failure = type(exc).__name__
+            raise
         finally:
+            if self._session is not None:  # the connection is the session: it ends here
+                tracing.session_ended(self._session.started_at, self._session.protocol_version, "pipe",
+                                      error_type=failure)
             self._closed = True
             if self._changes is not None:
                 self._changes.cancel()
@@ -109,13 +117,25 @@ class StdioConnection:
             if isinstance(message, list):
                 raise InvalidRequest("Invalid Request: JSON-RPC batches are not accepted")
             if message.kind == "request":
-                await self._request(message, facts)
+                await self._traced_request(message, facts) if tracing.active() else await self._request(message, facts)
             else:
                 await self._edge.notification(message, _SESSION_ID, self._session)
         except McpPlatformError as exc:
             await self._send_error(facts.msg_id, exc)
 
     # -- requests ------------------------------------------------------------------------------------------------
+
+    async def _traced_request(self, message: jsonrpc.Message, facts: Facts) -> None:
+        """`_request` with a span for what never becomes a call: a refusal, or the `initialize` that opens the
+        session (a call's own span is the edge's)."""
+        started, opening = time.time_ns(), message.method == "initialize" and self._session is None
+        try:
+            await self._request(message, facts)
+        except Exception as exc:
+            self._edge.trace_refusal(message, facts, started, exc)
+            raise
+        if opening and self._session is not None:
+            self._edge.trace_initialize(message, facts, started, self._session.protocol_version)
 
     async def _request(self, message: jsonrpc.Message, facts: Facts) -> None:
         assert message.id is not None

@@ -220,3 +220,17 @@ async def test_a_session_stored_before_the_quota_existed_is_kept_and_counted(red
     await store.create(_data())  # alice's third: the old one, least recently used, gives way
     assert await store.get("old") is None and await store.get(first) is not None
     assert await store.count() == 2
+
+
+@pytest.mark.anyio
+async def test_a_session_a_newer_instance_stored_with_fields_unknown_here_still_reads(redis_env: RedisEnv) -> None:
+    store = RedisSessionStore(redis_env.client(), ttl_seconds=60, max_sessions=10)
+    sid = await store.create(_data())
+    key = f"mcpp:session:{sid}"
+    stored = await redis_env.admin.get(key)
+    assert stored is not None
+    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    newer = text.replace("{", '{"field_of_a_later_release":{"x":1},', 1)
+    await redis_env.admin.set(key, newer, keepttl=True)
+    found = await store.get(sid)  # a rolling deploy: the client keeps its session
+    assert found is not None and found.principal == "alice"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from mcp_platform import spans
 from mcp_platform.capabilities.orm.catalog import Catalog
 from mcp_platform.capabilities.orm.models import ExposedModel, SeedHook, models_of
 from mcp_platform.capabilities.orm.pagination import CursorCodec
@@ -95,6 +96,8 @@ class OrmBackend:
             _sqlite_pragmas(self.engine, read_only=False)
             self._read_engine = create_async_engine(url, pool_pre_ping=True)
             _sqlite_pragmas(self._read_engine, read_only=True)
+            spans.instrument_engine(self._read_engine)
+        spans.instrument_engine(self.engine)
         self._catalog: Catalog | None = None
 
     @property

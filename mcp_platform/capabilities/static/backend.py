@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from mcp_platform import spans, tracing
 from mcp_platform.capabilities.static.models import (
     MAX_LINE_CHARS,
     MAX_SEARCH_FILE_BYTES,
@@ -322,11 +323,21 @@ class StaticFiles:
         return await _in_thread(self._list, path, pattern, recursive, max(1, min(limit, 1000)), cursor)
 
     async def read_file(self, path: str, offset: int = 0, max_bytes: int = 65536) -> StaticFileChunk:
-        return await _in_thread(self._read, path, max(0, offset), max(1, max_bytes))
+        if not tracing.active():
+            return await _in_thread(self._read, path, max(0, offset), max(1, max_bytes))
+        with spans.static_read() as span:
+            chunk = await _in_thread(self._read, path, max(0, offset), max(1, max_bytes))
+            spans.file_read(span, chunk.path, chunk.size)
+            return chunk
 
     async def read_whole(self, path: str) -> StaticFileChunk:
         """The whole file in one chunk (for resources); `FileTooLarge` past the read cap."""
-        return await _in_thread(self._read_whole, path)
+        if not tracing.active():
+            return await _in_thread(self._read_whole, path)
+        with spans.static_read() as span:
+            chunk = await _in_thread(self._read_whole, path)
+            spans.file_read(span, chunk.path, chunk.size)
+            return chunk
 
     async def resource_page(self, cursor: str | None, limit: int) -> tuple[list[StaticEntry], str | None]:
         """Every file under the root, recursively, in order; `BadCursor` for a cursor this listing did not issue."""
