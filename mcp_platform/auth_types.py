@@ -1,4 +1,4 @@
-"""Who is calling: the principal and its scopes. Kept apart from `auth.py` so tool code imports nothing of HTTP."""
+"""Who is calling: the principal and its scopes. Kept apart from `auth/` so tool code imports nothing of HTTP."""
 
 from __future__ import annotations
 

@@ -168,13 +168,16 @@ class OAuthSettings(_Section):
 
     issuer: str | None = None
     """The identity provider's issuer (the `iss` claim, compared exactly), e.g. `https://example.eu.auth0.com/`,
-    `https://sso.example.com/realms/platform` (Keycloak) or `https://login.microsoftonline.com/<tenant>/v2.0`
-    (Entra ID). Required when `auth.mode` lists `oauth`."""
+    `https://sso.example.com/realms/platform` (Keycloak), `https://login.microsoftonline.com/<tenant id>/v2.0`
+    (Entra ID, v2 tokens) or `https://example.okta.com/oauth2/default` (Okta). Required when `auth.mode` lists
+    `oauth`."""
     jwks_url: str | None = None
-    """Where the provider publishes its signing keys (JWKS), e.g. `https://example.eu.auth0.com/.well-known/
-    jwks.json`, `https://sso.example.com/realms/platform/protocol/openid-connect/certs` (Keycloak),
-    `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys` (Entra ID). https, or http to a loopback
-    host. Keys are cached (`jwks_cache_seconds`) and fetched again when a token names an unknown `kid`."""
+    """Where the provider publishes its signing keys (JWKS, the `jwks_uri` of its discovery document), e.g.
+    `https://example.eu.auth0.com/.well-known/jwks.json`,
+    `https://sso.example.com/realms/platform/protocol/openid-connect/certs` (Keycloak),
+    `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys` (Entra ID) or
+    `https://example.okta.com/oauth2/default/v1/keys` (Okta). https, or http to a loopback host. Keys are cached
+    (`jwks_cache_seconds`) and fetched again when a token names an unknown `kid`."""
     public_key: str | None = None
     """A static PEM public key (`-----BEGIN PUBLIC KEY-----`), RSA, EC (P-256/384/521) or Ed25519, instead of a
     JWKS URL."""
@@ -189,8 +192,9 @@ class OAuthSettings(_Section):
     proxy, e.g. `https://mcp.example.com/mcp`. Empty: `http://{http.host}:{http.port}{http.path}`, which is
     refused when `http.host` is a wildcard such as 0.0.0.0."""
     audience: list[str] = []
-    """The `aud` values accepted (a token must carry one of them). Empty: `[resource]`. Entra ID puts the
-    application ID URI or the client ID here: list it."""
+    """The `aud` values accepted (a token must carry one of them). Empty: `[resource]`. List what your provider
+    puts there if it is not the resource URL: Entra ID the application's client ID (v2 tokens) or its
+    application ID URI (v1), Okta's `default` server `api://default`."""
     authorization_servers: list[str] = []
     """The authorization servers named in the protected-resource metadata (RFC 9728). Empty: `[issuer]`."""
     principal_claim: str = "sub"
@@ -447,7 +451,10 @@ class ForwardAuthSettings(_Section):
 class AuthSettings(_Section):
     mode: Annotated[list[AuthMode], NoDecode] = ["bearer"]
     """The verifiers a bearer credential is tried against, in order; the first that knows it decides (valid, or
-    401 `invalid_token`), one that does not passes it to the next. `bearer`: the named tokens of
+    401 `invalid_token`), one that does not passes it to the next. One that cannot decide (its service is down)
+    lets the later ones try; if none claims the credential the answer is 503 naming what is down, never "allow"
+    (a JWT whose JWKS is down gets that 503 at once). `forward` claims every credential, so it must be last.
+    `bearer`: the named tokens of
     `mcp-platform token`. `oauth`: JWT access tokens of an identity provider (`[auth.oauth]`). `redis`: tokens
     the platform keeps in Redis (`[auth.redis]`). `forward`: an HTTP auth service decides (`[auth.forward]`).
     `none` (alone): no auth, refused unless bound to loopback. A list, or one name or comma-separated names in

@@ -9,9 +9,9 @@ A verifier answers one of three things:
   cannot decide lets the later ones try (the 503 stands only if none of them claims the credential), unless it
   knows the credential is its own (`CredentialUnverifiable`: a JWT while the JWKS is down), which goes no further.
 
-A credential goes only to the verifiers of the chain, in order, and stops at the first that claims it: a JWT of
-the configured issuer is never sent on to a forward-auth service, and no credential ever goes to a tool or an
-upstream API (the MCP spec's "no token passthrough").
+A credential goes only to the verifiers of the chain, in order, and stops at the first that claims it: with `oauth`
+on, a JWT (of any issuer: `oauth` claims every JWT) is never sent on to a forward-auth service, and no credential
+ever goes to a tool or an upstream API (the MCP spec's "no token passthrough").
 """
 
 from __future__ import annotations

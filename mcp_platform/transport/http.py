@@ -1,11 +1,12 @@
 """The `/mcp` endpoint: Streamable HTTP for both protocol eras, as one raw ASGI callable.
 
-Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), bearer auth (401, or
-429 for a failure after repeated failures from one IP; a valid token is never refused for its address's failures),
-Content-Type (400), Accept (406), body size (413), the body's deadline (408, and the connection closed); then the
-protocol edge: JSON (400 -32700), JSON-RPC shape (400 -32600), the token's request budget (429, naming the request),
-the era's own rules, dispatch. A backing service that is down turns into 503 wherever it is hit. This module reads
-and writes bytes; the edge decides, and `errors.to_wire` words every refusal.
+Order of checks (each answers on its own and stops): Host (421), Origin (403), method (405), the auth chain (401;
+403 or 503 from a verifier; 429 for a failure after repeated failures from one IP, while a valid token is never
+refused for its address's failures), Content-Type (400), Accept (406), body size (413), the body's deadline (408,
+and the connection closed); then the protocol edge: JSON (400 -32700), JSON-RPC shape (400 -32600), the token's
+request budget (429, naming the request), the era's own rules, dispatch. A backing service that is down turns into
+503 wherever it is hit. This module reads and writes bytes; the edge decides, and `errors.to_wire` words every
+refusal.
 """
 
 from __future__ import annotations
