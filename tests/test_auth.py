@@ -243,3 +243,24 @@ async def test_a_credential_its_verifier_claims_but_cannot_check_goes_to_no_late
     with pytest.raises(CredentialUnverifiable, match="JWKS"):
         await chained([_OwnButUnverifiable(), later]).verify("jwt", Presented({}, {}))
     assert later.asked == []  # a JWT is never handed to, say, a forward-auth service while the JWKS is down
+
+
+@pytest.mark.anyio
+async def test_only_a_token_of_ours_that_is_not_known_yet_makes_the_bearer_verifier_reload(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite+aiosqlite:///{tmp_path}/state.db")
+    await db.start()
+    clock = TestClock(0.0)
+    try:
+        store = TokenStore(db)
+        verifier = BearerVerifier(store, env_token=None, clock=clock)
+        await verifier.refresh()
+        token = await store.create("late", ["read"])
+        clock.advance(1.5)
+        # A JWT or another verifier's token (no `mcpp_` prefix) never costs a reload of the named tokens...
+        assert await verifier.verify("eyJhbGciOiJSUzI1NiJ9.e30.sig") is None
+        assert await verifier.verify("some-redis-or-gateway-token") is None
+        assert verifier.describe()["named_tokens"] == 0
+        # ...while an `mcpp_` one does, once a second at most.
+        assert await verifier.verify(token) is not None
+    finally:
+        await db.close()

@@ -147,8 +147,10 @@ class BearerVerifier:
         """The token's principal, or None: not one of ours (the next verifier in `auth.mode` may know it)."""
         presented = hash_token(token)
         found = self._match(presented)
-        if found is None and self._store is not None and self._clock() - self._loaded_at >= _REFRESH_INTERVAL:
-            # It may be a token the CLI just created: look once, but a slow database must not hold the request.
+        if (found is None and self._store is not None and token.startswith(TOKEN_PREFIX)
+                and self._clock() - self._loaded_at >= _REFRESH_INTERVAL):
+            # It may be a token the CLI just created (they all start `mcpp_`; a JWT or another verifier's token
+            # never costs a reload): look once, but a slow database must not hold the request.
             await self._bounded_refresh()
             found = self._match(presented)
         return found
