@@ -11,12 +11,15 @@ thread: the event loop, the audit writer, SQLite's thread), divided by the numbe
 
     python benchmarks/instructions.py [--calls 1000] [--server ours|ours-core|sdk-json|starlette]
                                       [--era modern|handshake] [--no-auth] [--code DIR] [--log-level LEVEL]
-                                      [--tracing off|otlp|both]
+                                      [--tracing off|otlp|both] [--auth SETUP] [--redis-url URL]
 
 `--code DIR` runs the server from another checkout (PYTHONPATH=DIR), to compare two commits with one venv.
 `--tracing otlp` sets ours' `tracing.otlp_endpoint` to a loopback receiver that drops what it gets
 (`otlp_sink.py`): every span is built, batched, encoded and posted, and those threads are counted too; `both`
 counts tracing off and then on, side by side.
+`--auth SETUP` runs ours with one of the settings of `auth_setups.py` (`bearer` by default; `oauth` RS256,
+`oauth-hs256`, `redis`, `redis-nocache`, `forward`, `forward-nocache`) and sends its credential on every call;
+the redis setups write their token to `--redis-url` (bench.py's database 13 by default) and delete it after.
 `bench.py --instructions` runs this for ours (both eras, with bearer auth and with `--no-auth`), the SDK's
 stateful JSON mode and its 2026-07-28 JSON mode, and the plain Starlette route, in one go.
 """
@@ -35,20 +38,25 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.auth_setups import AUTH_CHOICES, AuthName, prepared  # noqa: E402
 from benchmarks.otlp_sink import otlp_sink, tracing_settings  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     HOST,
     PATH,
+    TOKEN,
     CheckFailed,
     Era,
     ServerKind,
     call_body,
     call_headers,
+    free_port,
     handshake,
     spawn,
 )
 
 WARMUP_CALLS = 200
+REDIS_URL = "redis://127.0.0.1:6379/13"
+"""bench.py's database: the redis setups write one key there and delete it afterwards."""
 VALGRIND_STARTUP_TIMEOUT = 600.0
 
 
@@ -72,9 +80,9 @@ def _http(sock: socket.socket, request: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
-def raw_call(port: int, era: Era, auth: bool, session_id: str | None) -> bytes:
+def raw_call(port: int, era: Era, auth: bool, session_id: str | None, token: str = TOKEN) -> bytes:
     body = call_body(era, 1)
-    headers = call_headers(era, auth, session_id) | {"Host": f"{HOST}:{port}", "Content-Length": str(len(body))}
+    headers = call_headers(era, auth, session_id, token) | {"Host": f"{HOST}:{port}", "Content-Length": str(len(body))}
     return (f"POST {PATH} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() \
         + body
 
@@ -84,21 +92,26 @@ def _callgrind(*args: str) -> None:
 
 
 def count(kind: ServerKind, era: Era, auth: bool, calls: int, cpu: int | None = None,
-          code: str | None = None, settings: Mapping[str, Any] | None = None) -> float:
+          code: str | None = None, settings: Mapping[str, Any] | None = None, setup: AuthName = "bearer",
+          redis_url: str | None = None) -> float:
     """Instructions the server executes per tools/call, over `calls` sequential calls after a warm-up.
-    `settings`: extra TOML settings for ours (e.g. `{"log_level": "warning"}`)."""
+    `settings`: extra TOML settings for ours (e.g. `{"log_level": "warning"}`). `setup`: ours' auth settings
+    (`auth_setups.py`); `redis_url`: the database the redis setups write their token to."""
     if kind in ("sdk-sse",):
         raise ValueError("count JSON replies only: the SDK's SSE mode has no Content-Length to read by")
     auth = auth and kind in ("ours", "ours-core")
-    with tempfile.TemporaryDirectory(prefix="mcpp-instr-") as tmp:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mcpp-instr-") as tmp, \
+            prepared(setup if auth and kind == "ours" else "bearer", port, redis_url) as credential:
         workdir = Path(tmp)
         out = workdir / "callgrind.out"
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        env = credential.env | ({"PYTHONPATH": code} if code else {})
         server = spawn(kind, "uvloop", workdir / "server", cpu, auth=auth, wrapper=wrapper, settings=settings,
-                       env_extra={"PYTHONPATH": code} if code else None, timeout=VALGRIND_STARTUP_TIMEOUT)
+                       env_extra=env, timeout=VALGRIND_STARTUP_TIMEOUT, port=port, token=credential.token)
         try:
-            session_id = handshake(server.port, auth) if era == "handshake" else None
-            call = raw_call(server.port, era, auth, session_id)
+            session_id = handshake(server.port, auth, credential.token) if era == "handshake" else None
+            call = raw_call(server.port, era, auth, session_id, credential.token)
             with socket.create_connection((HOST, server.port), timeout=120) as sock:
                 for _ in range(WARMUP_CALLS):  # caches, lazy imports, the audit writer's first batches
                     head, body = _http(sock, call)
@@ -131,14 +144,20 @@ def main() -> int:
                         help="ours: `log_level` in its TOML file (the shipped default, info, logs every request)")
     parser.add_argument("--tracing", choices=["off", "otlp", "both"], default="off",
                         help="ours: export spans over OTLP/HTTP to a loopback receiver that drops them")
+    parser.add_argument("--auth", choices=AUTH_CHOICES, default="bearer",
+                        help="ours: the auth settings and credential (auth_setups.py; default bearer)")
+    parser.add_argument("--redis-url", default=REDIS_URL, metavar="URL",
+                        help=f"the redis setups' token database (default {REDIS_URL})")
     args = parser.parse_args()
+    if args.auth != "bearer" and (args.no_auth or args.server != "ours"):
+        parser.error("--auth applies to --server ours with auth on")
     settings: dict[str, Any] = {"log_level": args.log_level} if args.log_level else {}
-    auth = "bearer" if args.server.startswith("ours") and not args.no_auth else "no auth"
+    auth = args.auth if args.server.startswith("ours") and not args.no_auth else "no auth"
     for traced in {"off": [False], "otlp": [True], "both": [False, True]}[args.tracing]:
         with otlp_sink() as sink:
             extra = settings | tracing_settings(sink) if traced else settings
             per_call = count(args.server, args.era, not args.no_auth, args.calls, code=args.code,
-                             settings=extra or None)
+                             settings=extra or None, setup=args.auth, redis_url=args.redis_url)
         label = f", tracing on ({sink.exports} exports)" if traced else ""
         print(f"{per_call / 1000:.1f}k instructions per call ({args.server}, {args.era}, {auth}, {args.calls} calls"
               f"{label})", flush=True)

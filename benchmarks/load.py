@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import HOST, PATH, REQUEST_TIMEOUT, CheckFailed, Era, Server, call_headers, split_body
+from benchmarks.servers import (
+    HOST,
+    PATH,
+    REQUEST_TIMEOUT,
+    TOKEN,
+    CheckFailed,
+    Era,
+    Server,
+    call_headers,
+    split_body,
+)
 
 WARMUP_SECONDS = 2.0
 """Load before the first measured run of each server (imports, first-call caches, the audit writer's start)."""
@@ -125,11 +135,11 @@ end
 """
 
 
-def wrk_script(era: Era, auth: bool, session_id: str | None, first_id: int = 0) -> str:
+def wrk_script(era: Era, auth: bool, session_id: str | None, first_id: int = 0, token: str = TOKEN) -> str:
     """`first_id`: request ids count up from just above it (two wrk processes sharing one session use disjoint
     ranges, as one client would never reuse an id in flight)."""
     prefix, suffix = split_body(era)
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in call_headers(era, auth, session_id).items())
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in call_headers(era, auth, session_id, token).items())
     return WRK_SCRIPT.format(headers=headers, prefix=prefix, suffix=suffix, first_id=first_id)
 
 
@@ -244,8 +254,8 @@ async def _connection(port: int, head: bytes, prefix: bytes, suffix: bytes, ids:
 
 
 async def _python_load(era: Era, auth: bool, port: int, session_id: str | None, seconds: float,
-                       connections: int) -> tuple[list[float], list[str], float]:
-    headers = call_headers(era, auth, session_id) | {"Host": f"{HOST}:{port}"}
+                       connections: int, token: str = TOKEN) -> tuple[list[float], list[str], float]:
+    headers = call_headers(era, auth, session_id, token) | {"Host": f"{HOST}:{port}"}
     head = (f"POST {PATH} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode()
     prefix, suffix = split_body(era)
     ids = iter(range(1, sys.maxsize))
@@ -277,9 +287,9 @@ def _run_async(coro: Any) -> Any:
 
 
 def python_load(era: Era, auth: bool, server: Server, session_id: str | None, seconds: float,
-                load: Load) -> None:
+                load: Load, token: str = TOKEN) -> None:
     latencies, errors, elapsed = _run_async(_python_load(era, auth, server.port, session_id, seconds,
-                                                         load.connections))
+                                                         load.connections, token))
     latencies.sort()
     load.requests = len(latencies)
     load.seconds = elapsed
@@ -294,11 +304,12 @@ def python_load(era: Era, auth: bool, server: Server, session_id: str | None, se
 
 
 def measure(wrk: str | None, era: Era, auth: bool, server: Server, session_id: str | None, connections: int,
-            seconds: float, script_dir: Path, observe: Any = None) -> Load:
-    """One measured run. `observe(load)`: an extra context manager around it (the Redis counters)."""
+            seconds: float, script_dir: Path, observe: Any = None, token: str = TOKEN) -> Load:
+    """One measured run. `observe(load)`: an extra context manager around it (the Redis counters). `token`: the
+    credential every call sends."""
     load = Load(connections)
     script = script_dir / "load.lua"
-    script.write_text(wrk_script(era, auth, session_id))
+    script.write_text(wrk_script(era, auth, session_id, token=token))
     with contextlib.ExitStack() as stack:
         stack.enter_context(observed(server, load))
         if observe is not None:
@@ -306,7 +317,7 @@ def measure(wrk: str | None, era: Era, auth: bool, server: Server, session_id: s
         if wrk:
             figures = run_wrk_many(wrk, [(script, server.port)], seconds, connections)[0]
         else:
-            python_load(era, auth, server, session_id, seconds, load)
+            python_load(era, auth, server, session_id, seconds, load, token)
     if wrk:
         (script_dir / f"wrk-{connections}.txt").write_text(figures["output"])
         apply_wrk_figures(figures, load)

@@ -265,16 +265,18 @@ class Server:
 
 def spawn(kind: ServerKind, stack: Stack, workdir: Path, cpu: int | None, *, auth: bool = True,
           settings: Mapping[str, Any] | None = None, wrapper: Sequence[str] = (),
-          env_extra: Mapping[str, str] | None = None, timeout: float = STARTUP_TIMEOUT) -> Server:
+          env_extra: Mapping[str, str] | None = None, timeout: float = STARTUP_TIMEOUT,
+          port: int | None = None, token: str = TOKEN) -> Server:
     """Start a server in a fresh `workdir`, pinned to `cpu`, and wait for its first correct answer (cold start).
-    `wrapper`: a command to run it under (valgrind). `settings`: extra TOML settings for ours."""
+    `wrapper`: a command to run it under (valgrind). `settings`: extra TOML settings for ours. `port`: one chosen
+    beforehand (an `--auth` setup that must know the server's URL). `token`: the credential the probe sends."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_workdir(workdir, settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_PLATFORM_")}
     if kind == "ours" and auth:
         env["MCP_PLATFORM_TOKEN"] = TOKEN
     env |= env_extra or {}
-    port = free_port()
+    port = port or free_port()
     argv = [*wrapper, *command(kind, stack, port, workdir, auth)]
     log = workdir / "server.log"
 
@@ -290,7 +292,7 @@ def spawn(kind: ServerKind, stack: Stack, workdir: Path, cpu: int | None, *, aut
     deadline = started + timeout
     while True:
         try:
-            first_answer(server, auth)
+            first_answer(server, auth, token)
             server.cold_start_s = time.perf_counter() - started
             return server
         except (OSError, http.client.HTTPException) as exc:
@@ -301,26 +303,26 @@ def spawn(kind: ServerKind, stack: Stack, workdir: Path, cpu: int | None, *, aut
             time.sleep(0.01)
 
 
-def first_answer(server: Server, auth: bool) -> None:
+def first_answer(server: Server, auth: bool, token: str = TOKEN) -> None:
     """The cold-start probe: `initialize` answered (the Starlette route knows no `initialize`: a tools/call)."""
     if server.kind == "starlette":
         check_call(server.port, "modern", False, None)
     else:
-        initialize(server.port, auth)
+        initialize(server.port, auth, token)
 
 
 # -- requests -----------------------------------------------------------------------------------------------------
 
 
-def base_headers(auth: bool) -> dict[str, str]:
+def base_headers(auth: bool, token: str = TOKEN) -> dict[str, str]:
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     if auth:
-        headers["Authorization"] = f"Bearer {TOKEN}"
+        headers["Authorization"] = f"Bearer {token}"
     return headers
 
 
-def call_headers(era: Era, auth: bool, session_id: str | None) -> dict[str, str]:
-    headers = base_headers(auth)
+def call_headers(era: Era, auth: bool, session_id: str | None, token: str = TOKEN) -> dict[str, str]:
+    headers = base_headers(auth, token)
     if era == "modern":
         headers.update({"MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": "tools/call", "Mcp-Name": "add"})
     else:
@@ -380,9 +382,9 @@ INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
                          "clientInfo": {"name": "bench", "version": "1.0"}}}
 
 
-def initialize(port: int, auth: bool) -> str:
+def initialize(port: int, auth: bool, token: str = TOKEN) -> str:
     """`initialize`, which must answer 200 with the handshake version; the session id."""
-    reply = post(port, base_headers(auth), json.dumps(INITIALIZE).encode())
+    reply = post(port, base_headers(auth, token), json.dumps(INITIALIZE).encode())
     session_id = reply.headers.get("mcp-session-id")
     results = [m for m in reply.messages() if isinstance(m, dict) and m.get("id") == 0 and "result" in m]
     if reply.status != 200 or not session_id or not results:
@@ -393,10 +395,10 @@ def initialize(port: int, auth: bool) -> str:
     return session_id
 
 
-def handshake(port: int, auth: bool) -> str:
+def handshake(port: int, auth: bool, token: str = TOKEN) -> str:
     """initialize + notifications/initialized; the session id to load with."""
-    session_id = initialize(port, auth)
-    headers = base_headers(auth) | {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION}
+    session_id = initialize(port, auth, token)
+    headers = base_headers(auth, token) | {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION}
     reply = post(port, headers, json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode())
     if reply.status != 202:
         raise CheckFailed(f"notifications/initialized: HTTP {reply.status}, body {reply.body[:300]!r}")
@@ -413,9 +415,9 @@ def result_is_three(result: Any) -> bool:
         isinstance(c, dict) and c.get("type") == "text" and c.get("text") == "3" for c in content)
 
 
-def check_call(port: int, era: Era, auth: bool, session_id: str | None) -> Reply:
+def check_call(port: int, era: Era, auth: bool, session_id: str | None, token: str = TOKEN) -> Reply:
     """One tools/call, which must answer HTTP 200 with a result of 3."""
-    reply = post(port, call_headers(era, auth, session_id), call_body(era, 1))
+    reply = post(port, call_headers(era, auth, session_id, token), call_body(era, 1))
     replies = [m for m in reply.messages() if isinstance(m, dict) and m.get("id") == 1]
     if reply.status != 200 or len(replies) != 1 or not result_is_three(replies[0].get("result")):
         raise CheckFailed(f"tools/call: HTTP {reply.status}, content-type {reply.headers.get('content-type')!r}, "
