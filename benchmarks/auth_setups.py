@@ -150,13 +150,17 @@ def prepared(name: AuthName, port: int, redis_url: str | None) -> Iterator[Prepa
             raise ValueError(f"--auth {name} needs a Redis database (--redis-url)")
         import redis
 
-        client = redis.Redis.from_url(redis_url)
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
         key, value = redis_entry(REDIS_TOKEN)
         try:
-            client.set(key, value)
+            try:
+                client.set(key, value)
+            except redis.RedisError as exc:
+                raise RuntimeError(f"--auth {name}: cannot write the token to Redis: {type(exc).__name__}") from None
             yield PreparedAuth(name, redis_env(redis_url, _cache_seconds(name)), REDIS_TOKEN)
         finally:
-            client.delete(key)
+            with contextlib.suppress(redis.RedisError):
+                client.delete(key)
             client.close()
     else:
         with auth_service() as url:

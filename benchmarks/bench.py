@@ -15,7 +15,11 @@ result of 3), and again after its load; every reply under load is checked too.
     python benchmarks/bench.py [--duration 5 | --quick] [--connections 1,16,64,256] [--stack uvloop|asyncio]
                                [--only TEXT] [--repeat N] [--calls 1000 | --instructions | --no-instructions]
                                [--soak MINUTES] [--json results.json] [--generator auto|wrk|python] [--keep]
-                               [--cluster] [--redis-url URL] [--postgres-url URL]
+                               [--cluster] [--redis-url URL] [--postgres-url URL] [--auth SETUP ...]
+
+`--auth SETUP` (repeatable) runs, instead of the usual rows, ours at 2026-07-28 on uvloop + httptools once per
+setup of `auth_setups.py` (bearer, oauth, oauth-hs256, redis, redis-nocache, forward, forward-nocache), side by
+side (rows `ours --auth SETUP`), loaded and counted under callgrind like the others; `--only` still filters them.
 
 Exit status: 0 when every server passed its checks, 1 otherwise (and 3 with --fail-on-targets when a target the
 run measured was missed).
@@ -40,6 +44,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import instructions as callgrind  # noqa: E402
+from benchmarks.auth_setups import AUTH_CHOICES, PreparedAuth, prepared  # noqa: E402
 from benchmarks.cluster import ClusterResult, best_cluster_of, print_cluster, run_cluster  # noqa: E402
 from benchmarks.load import WARMUP_SECONDS, WRK_TIMEOUT_SECONDS, Load, measure, wrk_command, wrk_script  # noqa: E402
 from benchmarks.otlp_sink import otlp_sink, tracing_settings  # noqa: E402
@@ -59,8 +64,19 @@ from benchmarks.scenarios import (  # noqa: E402
     Instructions,
     Row,
     Scenario,
+    auth_scenario,
 )
-from benchmarks.servers import MODERN_VERSION, STACK_LABELS, STACKS, CheckFailed, Stack, check_call, handshake, spawn  # noqa: E402
+from benchmarks.servers import (  # noqa: E402
+    MODERN_VERSION,
+    STACK_LABELS,
+    STACKS,
+    CheckFailed,
+    Stack,
+    check_call,
+    free_port,
+    handshake,
+    spawn,
+)
 from benchmarks.state import RedisProbe, observed_redis, redis_summary, throwaway_postgres  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -75,9 +91,10 @@ def _slug(text: str) -> str:
 
 
 def run_row(scenario: Scenario, stack: Stack, levels: Sequence[int], seconds: float, wrk: str | None, root: Path,
-            cpus: tuple[int, int] | None, redis: RedisProbe | None) -> Row:
+            cpus: tuple[int, int] | None, redis: RedisProbe | None, redis_url: str | None = None) -> Row:
     """Start the scenario's server on `stack`, check it, warm it up, load it at each level in turn.
-    `redis`: the probe for the (Redis) scenarios, None when Redis is not reachable (they are then skipped)."""
+    `redis`: the probe for the (Redis) scenarios, None when Redis is not reachable (they are then skipped).
+    `redis_url`: where the `--auth redis` setups write their token."""
     row = Row(scenario.label, scenario.server, scenario.era, stack, shipped=scenario.shipped,
               state=("redis" if scenario.redis else "process") if scenario.server.startswith("ours") else "",
               generator="wrk" if wrk else "python-asyncio")
@@ -86,43 +103,48 @@ def run_row(scenario: Scenario, stack: Stack, levels: Sequence[int], seconds: fl
         return row
     probe = redis if scenario.redis else None
     workdir = root / _slug(f"{scenario.label}-{stack}")
-    stack_of_sinks = contextlib.ExitStack()  # the tracing rows' OTLP receiver, closed after the server stops
+    # the tracing rows' OTLP receiver and the --auth setups' services, closed after the server stops
+    stack_of_sinks = contextlib.ExitStack()
+    port = free_port()
     try:
         if probe:
             probe.flush()  # no sessions or events left over from an earlier run
         settings: dict[str, Any] = {"state": {"redis_url": probe.url}} if probe else {}
         if scenario.tracing:
             settings |= tracing_settings(stack_of_sinks.enter_context(otlp_sink()))
+        credential: PreparedAuth = stack_of_sinks.enter_context(prepared(scenario.auth, port, redis_url))
         server = spawn(scenario.server, stack, workdir, cpus[0] if cpus else None, auth=scenario.bearer,
-                       settings=settings or None)
-    except CheckFailed as exc:
+                       settings=settings or None, env_extra=credential.env, port=port, token=credential.token)
+    except (CheckFailed, RuntimeError, ValueError, OSError) as exc:
         stack_of_sinks.close()
         row.notes.append(str(exc))
         return row
     row.cold_start_ms = round(server.cold_start_s * 1000, 1)
     row.loaded_stack = server.loaded_stack()
-    auth = scenario.bearer
+    auth, token = scenario.bearer, credential.token
     try:
         if row.loaded_stack != "?" and row.loaded_stack != "+".join(STACKS[stack]):
             raise CheckFailed(f"asked for {'+'.join(STACKS[stack])}, the server loaded {row.loaded_stack}")
-        session_id = handshake(server.port, auth) if scenario.era == "handshake" else None
+        session_id = handshake(server.port, auth, token) if scenario.era == "handshake" else None
         if probe and session_id and not probe.has_session(session_id):
             raise CheckFailed(f"the session is not in Redis ({probe.url}): is state.redis_url in effect?")
-        reply = check_call(server.port, scenario.era, auth, session_id)
+        reply = check_call(server.port, scenario.era, auth, session_id, token)
         row.reply_type = reply.headers.get("content-type", "?").split(";")[0]
         row.idle_rss_kib = server.rss_kib()
-        measure(wrk, scenario.era, auth, server, session_id, REFERENCE_CONNECTIONS, WARMUP_SECONDS, workdir)
+        measure(wrk, scenario.era, auth, server, session_id, REFERENCE_CONNECTIONS, WARMUP_SECONDS, workdir,
+                token=token)
 
         def observe(load: Load) -> contextlib.AbstractContextManager[None]:
             return observed_redis(probe, load)
 
         for connections in levels:
-            load = measure(wrk, scenario.era, auth, server, session_id, connections, seconds, workdir, observe)
+            load = measure(wrk, scenario.era, auth, server, session_id, connections, seconds, workdir, observe,
+                           token=token)
             if probe and (summary := redis_summary(load.requests, load.redis_cpu_pct, load.redis_commands,
                                                    load.redis_usec_per_call)):
                 load.notes.append(summary)
             row.loads.append(load)
-        check_call(server.port, scenario.era, auth, session_id)  # still answering correctly after the load
+        check_call(server.port, scenario.era, auth, session_id, token)  # still answering correctly after the load
         row.ok = all(load.errors == 0 and load.requests > 0 for load in row.loads)
     except (CheckFailed, OSError, subprocess.TimeoutExpired, TimeoutError, ValueError) as exc:
         row.notes.append(f"failed: {exc}")
@@ -153,18 +175,21 @@ def best_of(runs: Sequence[Row]) -> Row:
     return best
 
 
-def run_instructions(scenarios: Sequence[Scenario], calls: int, cpu: int | None) -> list[Instructions]:
+def run_instructions(scenarios: Sequence[Scenario], calls: int, cpu: int | None,
+                     redis_url: str | None = None) -> list[Instructions]:
     out = []
     for scenario in scenarios:
         print(f"callgrind {scenario.label}: ", end="", flush=True)
-        entry = Instructions(scenario.label, scenario.server, scenario.era, scenario.bearer, calls)
+        entry = Instructions(scenario.label, scenario.server, scenario.era, scenario.bearer, calls,
+                             auth=scenario.auth if scenario.bearer else "")
         try:
             with otlp_sink() as sink:
                 settings = tracing_settings(sink) if scenario.tracing else None
                 entry.per_call = round(callgrind.count(scenario.server, scenario.era, scenario.bearer, calls, cpu,
-                                                       settings=settings))
+                                                       settings=settings, setup=scenario.auth,
+                                                       redis_url=redis_url))
             print(f"{entry.per_call:,} instructions per call", flush=True)
-        except (CheckFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
+        except (CheckFailed, OSError, subprocess.SubprocessError, ValueError, RuntimeError) as exc:
             entry.error = f"{type(exc).__name__}: {exc}"
             print(f"FAILED ({entry.error[:300]})", flush=True)
         out.append(entry)
@@ -295,6 +320,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--postgres-url", default=POSTGRES_URL, metavar="URL",
                         help=f"PostgreSQL database from which --cluster creates and drops a throwaway "
                              f"mcpp_bench_<hex> database (default {POSTGRES_URL})")
+    parser.add_argument("--auth", action="append", choices=AUTH_CHOICES, metavar="SETUP",
+                        help="instead of the usual rows: ours at 2026-07-28 (uvloop+httptools) with this auth setup "
+                             f"(repeatable: side by side; {', '.join(AUTH_CHOICES)}); the redis setups write one "
+                             "token to --redis-url")
     return parser
 
 
@@ -356,10 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "targets": [asdict(t) for t in found]}, indent=2) + "\n")
         return 0 if soak["ok"] else 1
 
-    plan = [(s, stack) for s in SCENARIOS if _matches(s.label, args.only) for stack in s.stacks if stack in stacks]
+    rows_to_run = [auth_scenario(name) for name in dict.fromkeys(args.auth)] if args.auth else SCENARIOS
+    plan = [(s, stack) for s in rows_to_run if _matches(s.label, args.only) for stack in s.stacks if stack in stacks]
     if args.instructions:
         plan = []
-    counted = [] if args.no_instructions else [s for s in INSTRUCTION_SCENARIOS if _matches(s.label, args.only)]
+    counted_from = rows_to_run if args.auth else INSTRUCTION_SCENARIOS
+    counted = [] if args.no_instructions else [s for s in counted_from if _matches(s.label, args.only)]
     if not plan and not counted and not args.cluster:
         parser.error("--only matched no scenario")
     if counted and shutil.which("valgrind") is None:
@@ -398,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if scenario.single_level:
                     levels = (REFERENCE_CONNECTIONS,) if REFERENCE_CONNECTIONS in levels else levels[:1]
                 print(f"{scenario.label} on {stack}{tag}: ", end="", flush=True)
-                row = run_row(scenario, stack, levels, seconds, wrk, tmp / f"round{round_no}", cpus, redis)
+                row = run_row(scenario, stack, levels, seconds, wrk, tmp / f"round{round_no}", cpus, redis,
+                              args.redis_url)
                 runs[(scenario.label, stack)].append(row)
                 print(", ".join(f"{load.connections}: {load.rps:.0f} req/s" for load in row.loads) if row.ok
                       else f"skipped ({row.skipped})" if row.skipped else "FAILED", flush=True)
@@ -412,10 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(" + ".join(f"{load.rps:.0f}" for r in outcome.instances for load in r.loads)
                       + f" = {outcome.total_rps:.0f} req/s" if outcome.ok else "FAILED", flush=True)
         if counted:
-            counts = run_instructions(counted, calls, cpus[0] if cpus else None)
+            counts = run_instructions(counted, calls, cpus[0] if cpus else None, args.redis_url)
     rows = [best_of(row_runs) for row_runs in runs.values()]
     cluster = [best_cluster_of(era_runs) for era_runs in cluster_runs.values()]
-    found = targets(rows, counts)
+    found = [] if args.auth else targets(rows, counts)  # the targets are about the usual rows
 
     print_environment(env, seconds, args.connections, args.repeat)
     if rows:

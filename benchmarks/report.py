@@ -150,6 +150,8 @@ def targets(rows: Sequence[Row], instructions: Sequence[Instructions],
 
 
 def print_targets(found: Sequence[Target]) -> None:
+    if not found:
+        return
     print()
     print("Targets (figures from this run, as ratios):")
     width = max((len(t.name) for t in found), default=0)
@@ -261,9 +263,9 @@ def print_instructions(instructions: Sequence[Instructions]) -> None:
     print(f"Instructions per tools/call under callgrind (uvloop+httptools, {instructions[0].calls} sequential calls "
           f"on one connection, after a 200-call warm-up):")
     for i in instructions:
-        auth = "bearer" if i.bearer else "no auth"
+        auth = i.auth or ("bearer" if i.bearer else "no auth")
         if i.per_call is None:
-            print(f"  {i.scenario:<30} {auth:<8} FAILED: {i.error[:200]}")
+            print(f"  {i.scenario:<30} {auth:<15} FAILED: {i.error[:200]}")
             continue
         share = f"  route / this = {route / i.per_call:.2f}x" if route else ""
-        print(f"  {i.scenario:<30} {auth:<8} {i.per_call:>12,.0f}{share}")
+        print(f"  {i.scenario:<30} {auth:<15} {i.per_call:>12,.0f}{share}")

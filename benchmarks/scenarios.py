@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from benchmarks.auth_setups import AuthName
 from benchmarks.load import Load
 from benchmarks.servers import Era, ServerKind, Stack
 
@@ -25,6 +26,9 @@ class Scenario:
     tracing: bool = False
     """Ours with `tracing.otlp_endpoint` set: every span exported over OTLP/HTTP to a loopback receiver that drops
     it (`otlp_sink.py`)."""
+    auth: AuthName = "bearer"
+    """Ours with one of the `--auth` setups of `auth_setups.py` (its settings, and the credential every call
+    sends); `bearer` is `MCP_PLATFORM_TOKEN`, what every other row of ours sends."""
     stacks: tuple[Stack, ...] = ("uvloop", "asyncio")
     single_level: bool = False
     """Run at 16 connections only (a supporting row, not one the targets or the README quote)."""
@@ -36,7 +40,13 @@ class Scenario:
     @property
     def shipped(self) -> bool:
         """Ours as a user runs it: the CLI, shipped defaults, bearer auth, state in the process."""
-        return self.server == "ours" and not self.no_auth and not self.redis and not self.tracing
+        return self.server == "ours" and not self.no_auth and not self.redis and not self.tracing \
+            and self.auth == "bearer"
+
+
+def auth_scenario(name: AuthName) -> Scenario:
+    """The `--auth NAME` row: ours at 2026-07-28 on uvloop + httptools, the shipped config but for its auth."""
+    return Scenario(f"ours --auth {name}", "ours", "modern", auth=name, stacks=("uvloop",))
 
 
 SCENARIOS = (
@@ -109,4 +119,6 @@ class Instructions:
     bearer: bool
     calls: int
     per_call: float | None = None
+    auth: str = ""
+    """The `--auth` setup counted (empty: bearer when `bearer`, else none)."""
     error: str = ""
