@@ -1,11 +1,17 @@
-"""The benchmark's pure helpers: the TOML it writes for our server, percentiles, and the target checks."""
+"""The benchmark's helpers: the TOML it writes for our server, percentiles, the target checks, and the `--auth`
+setups (their settings, and their credentials against the real server)."""
 
 import tomllib
+from pathlib import Path
 
+import pytest
+
+from benchmarks.auth_setups import AuthName
 from benchmarks.load import Load, percentile
 from benchmarks.report import targets
 from benchmarks.scenarios import Instructions, Row
 from benchmarks.servers import merge_settings, toml_text
+from tests.services import require_redis
 
 
 def test_toml_text_is_read_back_as_written() -> None:
@@ -74,3 +80,76 @@ def test_the_otlp_sink_takes_exports_and_the_tracing_rows_point_ours_at_it() -> 
     assert written["tracing"] == {"otlp_endpoint": sink.url} and written["rate_limit"] == {"enabled": False}
     traced = [s for s in (*SCENARIOS, *INSTRUCTION_SCENARIOS) if s.tracing]
     assert len(traced) == 2 and not any(s.shipped for s in traced)
+
+
+def test_each_auth_setup_sets_its_mode_and_the_settings_read_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.auth_setups import AUTH_CHOICES, forward_env, oauth_env, redis_env, rsa_key_pair, server_url
+    from mcp_platform.settings import load_settings
+
+    assert set(AUTH_CHOICES) == {"bearer", "oauth", "oauth-hs256", "redis", "redis-nocache", "forward",
+                                 "forward-nocache"}
+    config = tmp_path / "mcp-platform.toml"
+    config.write_text("")
+    _, public = rsa_key_pair()
+    for env, mode in ((oauth_env(server_url(8123), public), "oauth"), (oauth_env(server_url(8123), None), "oauth"),
+                      (redis_env("redis://127.0.0.1:6379/9", 0), "redis"),
+                      (forward_env("http://127.0.0.1:9/auth", 5), "forward")):
+        with monkeypatch.context() as patched:
+            for name, value in env.items():
+                patched.setenv(name, value)
+            auth = load_settings(config).auth
+        assert auth.mode == ["bearer", mode]
+        if mode == "oauth":
+            assert auth.oauth.resource == "http://127.0.0.1:8123/mcp" and auth.oauth.key_source is not None
+
+
+@pytest.mark.parametrize("argv", [["--auth", "none"], ["--auth", ""], ["--auth", "oauth;rm"]])
+def test_bench_refuses_an_unknown_auth_setup(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.bench import _parser
+
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(argv)
+    assert exited.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tokens", ["5", "100001", "ten"])
+def test_oauth_verify_refuses_a_token_count_out_of_bounds(tokens: str) -> None:
+    from benchmarks.oauth_verify import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--tokens", tokens])
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("setup", ["oauth", "oauth-hs256", "redis-nocache", "forward-nocache"])
+def test_the_auth_setups_credential_is_admitted_by_the_real_server_and_a_wrong_one_is_not(
+        tmp_path: Path, setup: AuthName) -> None:
+    from benchmarks.auth_setups import prepared
+    from benchmarks.servers import CheckFailed, call_body, call_headers, check_call, free_port, post, spawn
+
+    redis_url = require_redis() if setup.startswith("redis") else None
+    port = free_port()
+    with prepared(setup, port, redis_url) as credential:
+        server = spawn("ours", "uvloop", tmp_path / "server", None, env_extra=credential.env, port=port,
+                       token=credential.token)
+        try:
+            check_call(server.port, "modern", True, None, credential.token)
+            if setup.startswith("oauth"):  # a token of the same issuer for another server's URL
+                from benchmarks.auth_setups import HS256_SECRET, mint_jwt, server_url
+
+                other = mint_jwt(HS256_SECRET, "HS256", server_url(port + 1))
+                reply = post(server.port, call_headers("modern", True, None, other), call_body("modern", 1))
+                assert reply.status == 401
+            elif setup.startswith("redis"):
+                with pytest.raises(CheckFailed, match="HTTP 401"):
+                    check_call(server.port, "modern", True, None, credential.token + "x")
+        finally:
+            server.stop()
+
+
+def test_oauth_verify_times_first_and_remembered_verifications() -> None:
+    from benchmarks.oauth_verify import measure
+
+    found = measure("HS256", 10)
+    assert 0 < found["remembered_median_us"] < found["first_median_us"]
