@@ -24,7 +24,8 @@ from mcp_platform.auth_types import SCOPES, Principal, expand_scopes
 from mcp_platform.errors import StoreUnavailable
 from mcp_platform.stores.sql import STATE_METADATA, StateDB, reachable
 
-__all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "bearer_token", "generate_token", "hash_token"]
+__all__ = ["BearerVerifier", "TokenInfo", "TokenStore", "bearer_token", "check_new_token", "generate_token",
+           "hash_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ tokens_table = Table(
     Column("scopes", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+
+def check_new_token(name: str, scopes: list[str]) -> None:
+    """`ValueError` naming the problem unless `name` and `scopes` make a token `mcp-platform token create` may make
+    (the state database's and Redis's alike)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError("token name must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    if not scopes:
+        raise ValueError(f"give at least one scope: {', '.join(SCOPES)}")
+    expand_scopes(scopes)  # validates the names
 
 
 def generate_token() -> str:
@@ -80,11 +91,7 @@ class TokenStore:
         self._db = db
 
     async def create(self, name: str, scopes: list[str]) -> str:
-        if not _NAME.fullmatch(name):
-            raise ValueError("token name must be 1-64 characters of A-Z a-z 0-9 _ . -")
-        if not scopes:
-            raise ValueError(f"give at least one scope: {', '.join(SCOPES)}")
-        expand_scopes(scopes)  # validates the names
+        check_new_token(name, scopes)
         token = generate_token()
         async with self._db.engine.begin() as conn:
             if (await conn.execute(select(tokens_table.c.name).where(tokens_table.c.name == name))).first():

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -33,6 +34,8 @@ from mcp_platform.core import Core
 from mcp_platform.errors import ConfigError, Unauthorized
 from mcp_platform.protected_resource import ProtectedResource, resolve
 from mcp_platform.settings import ASYMMETRIC_ALGORITHMS, OAuthSettings, Settings
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["OAuthVerifier", "challenge", "start"]
 
@@ -214,6 +217,8 @@ def _static_key(oauth: OAuthSettings) -> tuple[StaticKey, tuple[str, ...]]:
 async def start(settings: Settings, core: Core, stack: AsyncExitStack) -> TokenVerifier:
     resource = resolve(settings)
     oauth = settings.auth.oauth
+    logger.info("oauth: access tokens of %s for %s (%s); clients find how to sign in at %s", resource.issuer,
+                resource.resource, oauth.key_source, resource.metadata_url)
     if oauth.jwks_url is None:
         keys, algorithms = _static_key(oauth)
         return OAuthVerifier(resource, oauth, keys, algorithms)

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from mcp_platform.auth.bearer import generate_token, hash_token
+from mcp_platform.auth.bearer import check_new_token, generate_token, hash_token
 from mcp_platform.auth.redis_entries import Entry, EntryReader, Malformed, encode_entry, index_key, token_key
-from mcp_platform.auth_types import SCOPES, expand_scopes
 
 __all__ = ["MAX_EXPIRES_IN", "RedisTokenInfo", "RedisTokenStore", "parse_duration"]
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _DURATION = re.compile(r"([0-9]{1,10})([smhd]?)")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_EXPIRES_IN = 10 * 365 * 86400
@@ -56,11 +54,7 @@ class RedisTokenStore:
         self._wall = wall
 
     async def create(self, name: str, scopes: list[str], expires_in: int | None = None) -> str:
-        if not _NAME.fullmatch(name):
-            raise ValueError("token name must be 1-64 characters of A-Z a-z 0-9 _ . -")
-        if not scopes:
-            raise ValueError(f"give at least one scope: {', '.join(SCOPES)}")
-        expand_scopes(scopes)  # validates the names
+        check_new_token(name, scopes)
         token = generate_token()
         token_hash = hash_token(token)
         if not await self._client.hsetnx(self._index, name, token_hash):
