@@ -137,8 +137,9 @@ class McpEndpoint:
         if self.verifier is None:
             return ANONYMOUS
         # The token first: the failed-auth limit counts failures, so a valid token is admitted whatever else came
-        # from its address (behind a proxy every client shares one). Verifying is a hash and an in-memory lookup,
-        # so a flood of wrong tokens costs that much each, and then 429 once its address is over the limit.
+        # from its address (behind a proxy every client shares one). Verifiers answering from memory cost a hash
+        # per wrong token; those that would ask Redis or an auth service check the limit first
+        # (`Presented.before_lookup`), so a flood costs them nothing once its address is over the limit.
         token = bearer_token(headers.get("authorization"))
         refused: Unauthorized | None = None
         principal = None
