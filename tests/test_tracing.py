@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -47,20 +46,6 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 META_TRACE = "0af7651916cd43dd8448eb211c80319c"
 META_PARENT = "b7ad6b7169203331"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """A provider of the test's own, handed to `tracing` (the global provider can be set once per process)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.set_provider(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.set_provider(None)
-        provider.shutdown()
 
 
 def _only(exporter: InMemorySpanExporter) -> ReadableSpan:

@@ -4,7 +4,6 @@ when tracing is off."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,6 @@ from tests.support import FIXTURE_TOOLS, asgi_client, make_settings, modern_head
 
 TRACED_TOOLS = Path(__file__).parent / "fixtures" / "traced_tools"
 SECRET_NAME = "private-7c1e9a.txt"  # the file a client asked for: an argument, never on a span by default
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.set_provider(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.set_provider(None)
-        provider.shutdown()
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Any:

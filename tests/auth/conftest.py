@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.auth.authorization_server import AuthorizationServer, authorization_server
+from tests.auth.forward_service import AuthService, auth_service
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +14,10 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthorizationServe
     each test registers its own client)."""
     with authorization_server(tmp_path_factory.mktemp("idp")) as server:
         yield server
+
+
+@pytest.fixture
+def service() -> Iterator[AuthService]:
+    """The well-behaved forward-auth service of one test, on a real uvicorn (`tests/auth/forward_service.py`)."""
+    with auth_service() as running:
+        yield running

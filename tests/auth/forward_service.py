@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mcp_platform.auth import Presented
+from mcp_platform.auth.forward import ForwardVerifier, open_verifier
 from mcp_platform.settings import Settings
-from tests.support import make_settings, running_server
+from tests.support import TestClock, make_settings, running_server
 
 SLOW = "slow-token"
 """The service holds its answer to this token until `release` is set (or 10 s pass)."""
@@ -110,3 +113,16 @@ async def hostile_service(answer: bytes) -> AsyncIterator[str]:
 def forward_settings(tmp_path: Path, url: str, *, mode: list[str] | None = None, **forward: Any) -> Settings:
     """Settings of a server whose `auth.mode` is `mode` (default: forward alone), asking `url`."""
     return make_settings(tmp_path, auth={"mode": mode or ["forward"], "forward": {"url": url, **forward}})
+
+
+@asynccontextmanager
+async def verifier_for(settings: Settings, clock: TestClock | None = None) -> AsyncIterator[ForwardVerifier]:
+    """The forward verifier of `settings`, on its own, timed by `clock` when given."""
+    async with AsyncExitStack() as stack:
+        yield await open_verifier(settings.auth.forward, stack, clock=clock or time.monotonic)
+
+
+def presented(token: str) -> Presented:
+    """A request from 10.1.2.3 to mcp.example.com/mcp carrying `token`."""
+    return Presented({"method": "POST", "path": "/mcp", "client": ("10.1.2.3", 5555)},
+                     {"authorization": f"Bearer {token}", "host": "mcp.example.com"})

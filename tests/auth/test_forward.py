@@ -4,9 +4,6 @@ revocation on two instances, and the scope rules for a forwarded principal in bo
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +12,11 @@ import httpx2
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.auth import Presented
-from mcp_platform.auth.forward import ForwardVerifier, open_verifier
 from mcp_platform.auth_types import Principal
 from mcp_platform.context import Clock
 from mcp_platform.errors import AuthServiceForbidden, Unauthorized
-from mcp_platform.settings import Settings
 from mcp_platform.transport.limits import server_options
-from tests.auth.forward_service import AuthService, auth_service, forward_settings
+from tests.auth.forward_service import AuthService, forward_settings, presented, verifier_for
 from tests.support import (
     JSON_HEADERS,
     TOKEN,
@@ -39,23 +33,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.anyio
-
-@pytest.fixture
-def service() -> Any:
-    with auth_service() as running:
-        yield running
-
-
-@asynccontextmanager
-async def verifier_for(settings: Settings, clock: TestClock | None = None) -> AsyncIterator[ForwardVerifier]:
-    async with AsyncExitStack() as stack:
-        yield await open_verifier(settings.auth.forward, stack, clock=clock or time.monotonic)
-
-
-def presented(token: str) -> Presented:
-    return Presented({"method": "POST", "path": "/mcp", "client": ("10.1.2.3", 5555)},
-                     {"authorization": f"Bearer {token}", "host": "mcp.example.com"})
-
 
 async def call(client: httpx2.AsyncClient, token: str, method: str = "tools/list",
                params: dict[str, Any] | None = None) -> httpx2.Response:

@@ -4,8 +4,6 @@ settings are wrong: always a refusal naming the service, never "allow", never a 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,32 +11,20 @@ import anyio
 import pytest
 
 from mcp_platform.app import create_app
-from mcp_platform.auth import Presented
-from mcp_platform.auth.forward import ForwardVerifier, open_verifier
 from mcp_platform.config_reload import ConfigManager
 from mcp_platform.errors import AuthServiceUnavailable, ConfigError
-from mcp_platform.settings import Settings, load_settings
-from tests.auth.forward_service import SLOW, AuthService, auth_service, forward_settings, hostile_service
+from mcp_platform.settings import load_settings
+from tests.auth.forward_service import (
+    SLOW,
+    AuthService,
+    forward_settings,
+    hostile_service,
+    presented,
+    verifier_for,
+)
 from tests.support import asgi_client, free_port, modern_headers, modern_request
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def service() -> Any:
-    with auth_service() as running:
-        yield running
-
-
-@asynccontextmanager
-async def verifier_for(settings: Settings) -> AsyncIterator[ForwardVerifier]:
-    async with AsyncExitStack() as stack:
-        yield await open_verifier(settings.auth.forward, stack)
-
-
-def presented(token: str) -> Presented:
-    return Presented({"method": "POST", "path": "/mcp", "client": ("10.1.2.3", 5555)},
-                     {"authorization": f"Bearer {token}", "host": "mcp.example.com"})
 
 
 async def test_a_service_that_is_down_is_a_503_naming_it(tmp_path: Path) -> None:
